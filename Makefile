@@ -1,0 +1,40 @@
+# pi0lite: the two set-up commands are `make demo` and `make test`; `make lab` opens the course.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+export JAX_PLATFORMS ?= cpu
+export MPLBACKEND ?= Agg
+export PYTHONHASHSEED ?= 0
+
+.PHONY: install test test-unit test-notebooks demo lab student bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,notebooks]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+demo: install
+	$(PY) -m pi0lite.demo --out outputs
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks
+
+student: install
+	$(PY) tools/make_student.py
+
+bench: install
+	$(PY) benchmarks/bench_pi0.py
+
+clean:
+	rm -rf $(VENV) .jax_cache outputs
