@@ -1,0 +1,195 @@
+"""pi0: a vision-language prefix expert and an action expert trained by flow matching.
+
+Axis letters: b batch · p prefix tokens · q suffix tokens · h action horizon · d action dim ·
+w prefix (VLM) width · a action-expert width · l layers · k kv heads · e head dim.
+
+Token layout (openpi):
+  prefix = [image tokens of each camera, in ``config.image_keys`` order] + [prompt tokens]   (ar 0)
+  suffix = [state token] (ar 1) + [H action tokens, each mixed with the time embedding]  (ar 1, 0…)
+Time convention (see ``pi0lite.flow``): t = 1 is noise, t = 0 is data.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Bool, Float
+
+from pi0lite import flow
+from pi0lite.config import Pi0Config
+from pi0lite.gemma import Gemma, KVCache
+from pi0lite.masks import make_attn_mask, make_positions, prefix_ar_mask, suffix_ar_mask
+from pi0lite.observation import (
+    Observation,
+    pad_prompt,
+    pad_to_dim,
+    validate_actions,
+    validate_observation,
+)
+from pi0lite.vision import SigLIP
+
+__all__ = ["Observation", "Pi0"]
+
+
+class Pi0(nnx.Module):
+    def __init__(self, config: Pi0Config, *, rngs: nnx.Rngs):
+        self.config = config
+        pg, ax = config.paligemma, config.action_expert
+        llm = Gemma([pg, ax], vocab_size=config.vocab_size, rngs=rngs, dtype=config.dtype)
+        img = SigLIP(config.vision, pg.width, rngs=rngs)
+        self.PaliGemma = nnx.Dict(llm=llm, img=img)
+        self.state_proj = nnx.Linear(config.action_dim, ax.width, rngs=rngs)
+        self.action_in_proj = nnx.Linear(config.action_dim, ax.width, rngs=rngs)
+        self.action_time_mlp_in = nnx.Linear(2 * ax.width, ax.width, rngs=rngs)
+        self.action_time_mlp_out = nnx.Linear(ax.width, ax.width, rngs=rngs)
+        self.action_out_proj = nnx.Linear(ax.width, config.action_dim, rngs=rngs)
+
+    # --- embeddings ----------------------------------------------------------------------
+
+    def embed_prefix(self, obs: Observation) -> tuple[Float[Array, "b p w"], Bool[Array, "b p"], Bool[Array, "p"]]:
+        """Image tokens of every camera, then the prompt's text embeddings; one bidirectional block."""
+        validate_observation(self.config, obs)
+        tokens, masks = [], []
+        for name in self.config.image_keys:
+            img = self.PaliGemma["img"](obs.images[name])  # [b, patches, w]
+            tokens.append(img)
+            masks.append(jnp.broadcast_to(obs.image_masks[name][:, None], img.shape[:2]))
+        ids, ids_mask = pad_prompt(obs.tokenized_prompt, obs.tokenized_prompt_mask, self.config.max_token_len)
+        tokens.append(self.PaliGemma["llm"].embedder.encode(ids))
+        masks.append(ids_mask)
+        tokens = jnp.concatenate(tokens, axis=1)
+        return tokens, jnp.concatenate(masks, axis=1), jnp.asarray(prefix_ar_mask(tokens.shape[1]))
+
+    def embed_suffix(
+        self, obs: Observation, x_t: Float[Array, "b h d"], time: Float[Array, "b"]
+    ) -> tuple[Float[Array, "b q a"], Bool[Array, "b q"], Bool[Array, "q"]]:
+        """State token, then H action tokens ``MLP([action_in_proj(x_t), sincos(t)])``."""
+        cfg = self.config
+        state = pad_to_dim(obs.state.astype(jnp.float32), cfg.action_dim)
+        state_token = self.state_proj(state)[:, None, :]  # [b, 1, a]
+        action_tokens = self.action_in_proj(x_t)  # [b, h, a]
+        time_emb = flow.posemb_sincos(time, cfg.action_expert.width)  # [b, a]
+        time_tokens = jnp.broadcast_to(time_emb[:, None, :], action_tokens.shape)
+        mixed = jnp.concatenate([action_tokens, time_tokens], axis=-1)  # [b, h, 2a]
+        mixed = self.action_time_mlp_out(nnx.swish(self.action_time_mlp_in(mixed)))
+        tokens = jnp.concatenate([state_token, mixed], axis=1)
+        input_mask = jnp.ones(tokens.shape[:2], bool)
+        return tokens, input_mask, jnp.asarray(suffix_ar_mask(cfg.action_horizon))
+
+    # --- one joint pass ------------------------------------------------------------------
+
+    def forward(
+        self, obs: Observation, x_t: Float[Array, "b h d"], time: Float[Array, "b"], *, record_attention: bool = False
+    ) -> tuple[Float[Array, "b h d"], Float[Array, "b p w"]]:
+        """Velocity ``v_t`` from one pass over [prefix; suffix], and the final-normed prefix output."""
+        prefix, prefix_mask, prefix_ar = self.embed_prefix(obs)
+        suffix, suffix_mask, suffix_ar = self.embed_suffix(obs, x_t, time)
+        input_mask = jnp.concatenate([prefix_mask, suffix_mask], axis=1)
+        ar_mask = jnp.concatenate([prefix_ar, suffix_ar], axis=0)
+        (prefix_out, suffix_out), _ = self.PaliGemma["llm"](
+            [prefix, suffix],
+            positions=make_positions(input_mask),
+            mask=make_attn_mask(input_mask, ar_mask),
+            record_attention=record_attention,
+        )
+        v_t = self.action_out_proj(suffix_out[:, -self.config.action_horizon :].astype(jnp.float32))
+        return v_t, prefix_out
+
+    def compute_loss(
+        self,
+        key: jax.Array,
+        obs: Observation,
+        actions: Float[Array, "b h _d"],
+        *,
+        noise: Float[Array, "b h d"] | None = None,
+        time: Float[Array, "b"] | None = None,
+    ) -> Float[Array, "b h"]:
+        """Flow-matching loss per example and step: ``mean_d (v_t − (noise − actions))²``.
+
+        ``actions`` narrower than ``action_dim`` are zero-padded; padded dims count in the loss
+        (their target is just the noise), exactly as openpi.
+        """
+        cfg = self.config
+        b = obs.batch_size
+        validate_actions(cfg, actions, b)
+        actions = pad_to_dim(jnp.asarray(actions, jnp.float32), cfg.action_dim)
+        _, noise_key, time_key = jax.random.split(key, 3)  # openpi's split: (preprocess, noise, time)
+        if noise is None:
+            noise = jax.random.normal(noise_key, actions.shape)
+        if time is None:
+            time = flow.sample_time(time_key, b)
+        validate_actions(cfg, noise, b, "noise")
+        if noise.shape != actions.shape:
+            raise ValueError(f"noise must have shape {actions.shape}, got {noise.shape}")
+        if time.shape != (b,):
+            raise ValueError(f"time must have shape {(b,)}, got {time.shape}")
+        x_t = flow.interpolate(noise, actions, time)
+        v_t, _ = self.forward(obs, x_t, time)
+        return jnp.mean(jnp.square(v_t - flow.target_velocity(noise, actions)), axis=-1)
+
+    # --- sampling ------------------------------------------------------------------------
+
+    def fill_prefix_cache(self, obs: Observation) -> tuple[KVCache, Bool[Array, "b p"]]:
+        """Run the prefix once (VLM expert only) and return its keys/values and validity mask."""
+        prefix, prefix_mask, prefix_ar = self.embed_prefix(obs)
+        _, kv_cache = self.PaliGemma["llm"](
+            [prefix, None],
+            positions=make_positions(prefix_mask),
+            mask=make_attn_mask(prefix_mask, prefix_ar),
+        )
+        return kv_cache, prefix_mask
+
+    def velocity_cached(
+        self, obs: Observation, kv_cache: KVCache, prefix_mask: Bool[Array, "b p"], x_t, time
+    ) -> Float[Array, "b h d"]:
+        """Suffix-only pass against the cached prefix: the cost of one Euler step."""
+        suffix, suffix_mask, suffix_ar = self.embed_suffix(obs, x_t, time)
+        b, q = suffix_mask.shape
+        prefix_cols = jnp.broadcast_to(prefix_mask[:, None, :], (b, q, prefix_mask.shape[1]))
+        mask = jnp.concatenate([prefix_cols, make_attn_mask(suffix_mask, suffix_ar)], axis=-1)
+        positions = jnp.sum(prefix_mask, axis=-1, keepdims=True) + make_positions(suffix_mask)
+        (_, suffix_out), _ = self.PaliGemma["llm"]([None, suffix], positions=positions, mask=mask, kv_cache=kv_cache)
+        return self.action_out_proj(suffix_out[:, -self.config.action_horizon :].astype(jnp.float32))
+
+    def sample_actions(
+        self,
+        key: jax.Array,
+        obs: Observation,
+        *,
+        num_steps: int = 10,
+        noise: Float[Array, "b h d"] | None = None,
+        use_cache: bool = True,
+        return_trajectory: bool = False,
+    ):
+        """Integrate from pure noise (t = 1) to actions (t = 0) with ``num_steps`` Euler steps.
+
+        ``use_cache=True`` runs the prefix once into a KV cache and only the suffix per step;
+        ``use_cache=False`` recomputes the whole sequence every step (same result, slower).
+        Returns ``[b, h, action_dim]`` (and the trajectory ``[num_steps + 1, b, h, d]`` if asked).
+        """
+        cfg = self.config
+        b = obs.batch_size
+        shape = (b, cfg.action_horizon, cfg.action_dim)
+        if noise is None:
+            noise = jax.random.normal(key, shape)
+        if tuple(noise.shape) != shape:
+            raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        dt = jnp.float32(-1.0 / num_steps)
+        if use_cache:
+            kv_cache, prefix_mask = self.fill_prefix_cache(obs)
+            velocity = lambda x, t: self.velocity_cached(obs, kv_cache, prefix_mask, x, t)  # noqa: E731
+        else:
+            velocity = lambda x, t: self.forward(obs, x, t)[0]  # noqa: E731
+
+        x, t = noise.astype(jnp.float32), jnp.float32(1.0)
+        trajectory = [x]
+        for _ in range(num_steps):  # unrolled: num_steps is static and small
+            x = flow.euler_step(x, velocity(x, jnp.broadcast_to(t, (b,))), dt)
+            t = t + dt
+            trajectory.append(x)
+        if return_trajectory:
+            return x, jnp.stack(trajectory)
+        return x

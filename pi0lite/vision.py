@@ -1,0 +1,131 @@
+"""A SigLIP-style vision transformer (openpi's ``PaliGemma/img`` tree).
+
+Axis letters: b batch · y, x pixel rows/columns · c colour channels · p patches (tokens) ·
+w tower width · n heads · h head dim · m MLP hidden size · o output (LLM) width · l layer.
+
+patch conv (with bias) → + learned position embedding → depth × pre-LN blocks
+(``x + MHA(LN(x))``, ``x + MLP(LN(x))``, tanh-GELU MLP) → final LayerNorm → ``head`` Dense to the
+LLM width. All image tokens are kept (no pooling). Block weights carry a leading depth axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Float
+
+from pi0lite.config import VisionConfig
+
+LN_EPS = 1e-6
+
+
+def layer_norm(x: Float[Array, "... w"], scale, bias) -> Float[Array, "... w"]:
+    """LayerNorm over the last axis (eps 1e-6), statistics in float32."""
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+    return ((x32 - mean) * jax.lax.rsqrt(var + LN_EPS) * scale + bias).astype(x.dtype)
+
+
+def _normal(rngs, shape, fan_in):
+    return nnx.Param(jax.random.normal(rngs.params(), shape, jnp.float32) / math.sqrt(fan_in))
+
+
+class Dense(nnx.Module):
+    """``kernel`` and ``bias`` of arbitrary (possibly depth-stacked) shapes."""
+
+    def __init__(self, kernel_shape, bias_shape, fan_in: int, *, rngs: nnx.Rngs):
+        self.kernel = _normal(rngs, kernel_shape, fan_in)
+        self.bias = nnx.Param(jnp.zeros(bias_shape, jnp.float32))
+
+
+class LayerNorm(nnx.Module):
+    def __init__(self, shape):
+        self.scale = nnx.Param(jnp.ones(shape, jnp.float32))
+        self.bias = nnx.Param(jnp.zeros(shape, jnp.float32))
+
+
+class MultiHeadAttention(nnx.Module):
+    def __init__(self, depth, width, heads, *, rngs):
+        hd = width // heads
+        self.query = Dense((depth, width, heads, hd), (depth, heads, hd), width, rngs=rngs)
+        self.key = Dense((depth, width, heads, hd), (depth, heads, hd), width, rngs=rngs)
+        self.value = Dense((depth, width, heads, hd), (depth, heads, hd), width, rngs=rngs)
+        self.out = Dense((depth, heads, hd, width), (depth, width), width, rngs=rngs)
+
+    def __call__(self, x: Float[Array, "b p w"], layer: int) -> Float[Array, "b p w"]:
+        def proj(d: Dense):
+            return jnp.einsum("bpw,wnh->bpnh", x, d.kernel[layer]) + d.bias[layer]
+
+        q, k, v = proj(self.query), proj(self.key), proj(self.value)
+        q = q / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
+        probs = jax.nn.softmax(jnp.einsum("bqnh,bknh->bnqk", q, k).astype(jnp.float32), axis=-1)
+        out = jnp.einsum("bnqk,bknh->bqnh", probs.astype(v.dtype), v)
+        return jnp.einsum("bqnh,nhw->bqw", out, self.out.kernel[layer]) + self.out.bias[layer]
+
+
+class MlpBlock(nnx.Module):
+    def __init__(self, depth, width, mlp_dim, *, rngs):
+        self.Dense_0 = Dense((depth, width, mlp_dim), (depth, mlp_dim), width, rngs=rngs)
+        self.Dense_1 = Dense((depth, mlp_dim, width), (depth, width), mlp_dim, rngs=rngs)
+
+    def __call__(self, x, layer):
+        h = jax.nn.gelu(x @ self.Dense_0.kernel[layer] + self.Dense_0.bias[layer], approximate=True)
+        return h @ self.Dense_1.kernel[layer] + self.Dense_1.bias[layer]
+
+
+class EncoderBlock(nnx.Module):
+    def __init__(self, cfg: VisionConfig, *, rngs):
+        self.LayerNorm_0 = LayerNorm((cfg.depth, cfg.width))
+        self.MultiHeadDotProductAttention_0 = MultiHeadAttention(cfg.depth, cfg.width, cfg.num_heads, rngs=rngs)
+        self.LayerNorm_1 = LayerNorm((cfg.depth, cfg.width))
+        self.MlpBlock_0 = MlpBlock(cfg.depth, cfg.width, cfg.mlp_dim, rngs=rngs)
+
+    def __call__(self, x, layer):
+        ln0, ln1 = self.LayerNorm_0, self.LayerNorm_1
+        x = x + self.MultiHeadDotProductAttention_0(layer_norm(x, ln0.scale[layer], ln0.bias[layer]), layer)
+        return x + self.MlpBlock_0(layer_norm(x, ln1.scale[layer], ln1.bias[layer]), layer)
+
+
+class Encoder(nnx.Module):
+    def __init__(self, cfg: VisionConfig, *, rngs):
+        self.depth = cfg.depth
+        self.encoderblock = EncoderBlock(cfg, rngs=rngs)
+        self.encoder_norm = LayerNorm((cfg.width,))
+
+    def __call__(self, x):
+        for layer in range(self.depth):
+            x = self.encoderblock(x, layer)
+        return layer_norm(x, self.encoder_norm.scale[...], self.encoder_norm.bias[...])
+
+
+class SigLIP(nnx.Module):
+    """Images ``[b, S, S, 3]`` in [−1, 1] → tokens ``[b, (S/patch)², out_width]``."""
+
+    def __init__(self, cfg: VisionConfig, out_width: int, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        p, w = cfg.patch_size, cfg.width
+        self.embedding = Dense((p, p, 3, w), (w,), p * p * 3, rngs=rngs)  # HWIO conv kernel
+        self.pos_embedding = nnx.Param(
+            jax.random.normal(rngs.params(), (1, cfg.num_patches, w), jnp.float32) / math.sqrt(w)
+        )
+        self.Transformer = Encoder(cfg, rngs=rngs)
+        self.head = Dense((w, out_width), (out_width,), w, rngs=rngs)
+
+    def __call__(self, images: Float[Array, "b y x c"]) -> Float[Array, "b p o"]:
+        s = self.cfg.image_size
+        if images.ndim != 4 or images.shape[1:] != (s, s, 3):
+            raise ValueError(f"images must be [batch, {s}, {s}, 3], got {tuple(images.shape)}")
+        x = jax.lax.conv_general_dilated(
+            images.astype(jnp.float32),
+            self.embedding.kernel[...],
+            window_strides=(self.cfg.patch_size,) * 2,
+            padding="VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        ) + self.embedding.bias[...]
+        x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.pos_embedding[...]  # [b, p, w], row-major patches
+        x = self.Transformer(x)
+        return x @ self.head.kernel[...] + self.head.bias[...]
