@@ -1,0 +1,113 @@
+"""FAST tokenizer speed and compression: pi0lite's batched encode/decode vs a reference-style loop.
+
+The reference processor handles one chunk at a time in Python: a DCT per chunk, a string built
+with ``"".join(chr(...))``, one BPE call per chunk, and the same per chunk on decode. pi0lite
+runs the DCT and quantisation over the whole batch, converts the batch to strings with a single
+UTF-32 conversion and calls ``encode_batch`` / ``decode_batch``.
+
+Run:  .venv/bin/python benchmarks/bench_fast.py [--n 1000] [--repeats 5]
+Data: the synthetic 50×7 recipe of ../shared/fast (train seed 0, held-out seed 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import pathlib
+import time
+
+import numpy as np
+import scipy.fft
+
+from pi0lite.fast import FastTokenizer
+
+SHARED = pathlib.Path(os.environ.get("PI0LITE_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared"))
+
+
+def load_data(n: int, seed: int = 1):
+    spec = importlib.util.spec_from_file_location("make_chunks", SHARED / "fast" / "make_chunks.py")
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    train_raw = mc.make_chunks(2000, 0)
+    return mc.quantile_normalize(train_raw, train_raw), mc.quantile_normalize(train_raw, mc.make_chunks(n, seed))
+
+
+def loop_encode(tok: FastTokenizer, chunks):
+    """Reference-style: one chunk at a time (reference alphabet)."""
+    c = tok.config
+    out = []
+    for a in chunks:
+        q = np.around(scipy.fft.dct(a, axis=0, norm="ortho") * c.scale).flatten()
+        s = "".join(chr(max(int(v) - c.min_token, 0)) for v in q)
+        out.append(tok.bpe.encode(s).ids)
+    return out
+
+
+def loop_decode(tok: FastTokenizer, tokens):
+    c = tok.config
+    out = []
+    for ids in tokens:
+        s = tok.bpe.decode(ids)
+        try:
+            q = np.array([ord(ch) + c.min_token for ch in s]).reshape(c.action_horizon, c.action_dim)
+        except ValueError:
+            q = np.zeros((c.action_horizon, c.action_dim))
+        out.append(scipy.fft.idct(q / c.scale, axis=0, norm="ortho"))
+    return np.stack(out)
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    train, x = load_data(args.n)
+    naive = x.shape[1] * x.shape[2]
+
+    print(f"{args.n} chunks of {x.shape[1]}x{x.shape[2]}, best of {args.repeats}\n")
+    print("| tokenizer | tokens/chunk | compression vs naive | invalid | max-abs err (valid) | RMSE (valid) |")
+    print("|---|---|---|---|---|---|")
+    toks = {}
+    for alphabet in ("reference", "bytes"):
+        tok = toks[alphabet] = FastTokenizer.fit(train, alphabet=alphabet)
+        ids = tok.encode(x)
+        acts, valid = tok.decode(ids)
+        err = (acts - x)[valid]
+        mean = np.mean([len(i) for i in ids])
+        print(f"| {alphabet} | {mean:.2f} | {naive / mean:.2f}x | {int((~valid).sum())} | "
+              f"{np.abs(err).max():.4f} | {np.sqrt(np.mean(err**2)):.4f} |")
+
+    tok = toks["reference"]
+    ids = tok.encode(x)
+    assert loop_encode(tok, x) == ids, "loop and batched encode disagree"
+    assert np.allclose(loop_decode(tok, ids)[tok.decode(ids)[1]], tok.decode(ids)[0][tok.decode(ids)[1]])
+    t = {
+        "loop encode": best_of(lambda: loop_encode(tok, x), args.repeats),
+        "batched encode": best_of(lambda: tok.encode(x), args.repeats),
+        "loop decode": best_of(lambda: loop_decode(tok, ids), args.repeats),
+        "batched decode": best_of(lambda: tok.decode(ids), args.repeats),
+    }
+    tb = toks["bytes"]
+    ids_b = tb.encode(x)
+    t["batched encode (bytes)"] = best_of(lambda: tb.encode(x), args.repeats)
+    t["batched decode (bytes)"] = best_of(lambda: tb.decode(ids_b), args.repeats)
+    print("\n| step | seconds | chunks/s |")
+    print("|---|---|---|")
+    for k, v in t.items():
+        print(f"| {k} | {v:.4f} | {args.n / v:,.0f} |")
+    print(f"\nencode speed-up {t['loop encode'] / t['batched encode']:.2f}x, "
+          f"decode speed-up {t['loop decode'] / t['batched decode']:.2f}x (reference alphabet, same ids)")
+
+
+if __name__ == "__main__":
+    main()
