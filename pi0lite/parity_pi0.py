@@ -1,0 +1,122 @@
+"""Parity of pi0lite's pi0 with a reference file written by openpi (see ../shared/parity).
+
+The reference holds openpi's parameters, inputs (with the noise and time that openpi drew) and
+every intermediate output. ``check_pi0`` rebuilds the matching config from the file, loads the
+parameters, feeds the inputs and returns ``(name, max abs error, tolerance)`` per output.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
+from pi0lite.masks import make_attn_mask, make_positions
+from pi0lite.observation import Observation
+
+FLOAT_TOL = 1e-4  # embeddings, loss, actions (openpi's own eager-vs-jit spread is ≤ 1.5e-5)
+EXACT = 0.0  # masks and positions
+
+
+def _gemma(ref: dict, suffix: str) -> GemmaConfig:
+    p = "param/PaliGemma/llm/layers/"
+    depth, heads, width, head_dim = ref[p + f"attn/q_einsum{suffix}/w"].shape
+    kv_heads = ref[p + f"attn/kv_einsum{suffix}/w"].shape[2]
+    mlp_dim = ref[p + f"mlp{suffix}/gating_einsum"].shape[-1]
+    return GemmaConfig(width=width, depth=depth, mlp_dim=mlp_dim, num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim)
+
+
+def _vision(ref: dict, image_size: int) -> VisionConfig:
+    p = "param/PaliGemma/img/"
+    patch, _, _, width = ref[p + "embedding/kernel"].shape
+    blk = p + "Transformer/encoderblock/"
+    depth, _, heads, _ = ref[blk + "MultiHeadDotProductAttention_0/query/kernel"].shape
+    mlp_dim = ref[blk + "MlpBlock_0/Dense_0/kernel"].shape[-1]
+    return VisionConfig(image_size=image_size, patch_size=patch, width=width, depth=depth, mlp_dim=mlp_dim, num_heads=heads)
+
+
+def config_from_reference(ref: dict) -> Pi0Config:
+    """The ``Pi0Config`` matching a reference file: sizes from the parameter shapes, rest from meta."""
+    meta = json.loads(str(ref["meta/json"]))
+    cameras = tuple(meta["camera_order"])
+    image_size = ref[f"in/image_u8/{cameras[0]}"].shape[1]
+    return Pi0Config(
+        action_dim=int(ref["meta/action_dim"]),
+        action_horizon=int(ref["meta/action_horizon"]),
+        max_token_len=int(ref["meta/max_token_len"]),
+        vocab_size=ref["param/PaliGemma/llm/embedder/input_embedding"].shape[0],
+        image_keys=cameras,
+        paligemma=_gemma(ref, ""),
+        action_expert=_gemma(ref, "_1"),
+        vision=_vision(ref, image_size),
+        dtype=meta["config"].get("dtype", "float32"),
+    )
+
+
+def observation_from_reference(ref: dict, cameras) -> Observation:
+    return Observation.from_numpy(
+        images={c: ref[f"in/image_u8/{c}"] for c in cameras},  # uint8 → x/255·2 − 1, as openpi
+        image_masks={c: ref[f"in/image_mask/{c}"] for c in cameras},
+        state=ref["in/state"],
+        tokenized_prompt=ref["in/tokenized_prompt"],
+        tokenized_prompt_mask=ref["in/tokenized_prompt_mask"],
+    )
+
+
+@nnx.jit
+def _loss_pass(model, obs, actions, noise, time):
+    """Every intermediate of openpi's compute_loss, from one jitted call."""
+    prefix, prefix_mask, prefix_ar = model.embed_prefix(obs)
+    t = time[:, None, None]
+    x_t = t * noise + (1.0 - t) * actions
+    suffix, suffix_mask, suffix_ar = model.embed_suffix(obs, x_t, time)
+    input_mask = jnp.concatenate([prefix_mask, suffix_mask], axis=1)
+    ar = jnp.concatenate([prefix_ar, suffix_ar])
+    attn_mask = make_attn_mask(input_mask, ar)
+    positions = make_positions(input_mask)
+    (_, suffix_out), _ = model.PaliGemma["llm"]([prefix, suffix], positions=positions, mask=attn_mask)
+    v_t = model.action_out_proj(suffix_out[:, -actions.shape[1] :])
+    loss = model.compute_loss(jax.random.key(0), obs, actions, noise=noise, time=time)
+    return dict(
+        prefix_tokens=prefix, prefix_mask=prefix_mask, prefix_ar_mask=prefix_ar,
+        suffix_tokens=suffix, suffix_mask=suffix_mask, suffix_ar_mask=suffix_ar,
+        attn_mask=attn_mask, positions=positions, x_t=x_t, u_t=noise - actions,
+        suffix_out=suffix_out, v_t=v_t, loss=loss,
+    )
+
+
+@nnx.jit(static_argnames=("num_steps", "use_cache"))
+def _sample(model, obs, noise, num_steps=10, use_cache=True):
+    return model.sample_actions(jax.random.key(0), obs, num_steps=num_steps, noise=noise, use_cache=use_cache)
+
+
+def build_reference_model(ref: dict):
+    """(model with the file's parameters loaded, observation) for a pi0 reference file."""
+    from pi0lite.openpi import load_params
+    from pi0lite.pi0 import Pi0
+
+    cfg = config_from_reference(ref)
+    model = Pi0(cfg, rngs=nnx.Rngs(0))
+    load_params(model, {k[len("param/"):]: v for k, v in ref.items() if k.startswith("param/")})
+    return model, observation_from_reference(ref, cfg.image_keys)
+
+
+def check_pi0(ref: dict) -> list[tuple[str, float, float]]:
+    model, obs = build_reference_model(ref)
+    ours = _loss_pass(model, obs, jnp.asarray(ref["in/actions"]), jnp.asarray(ref["in/noise"]), jnp.asarray(ref["in/time"]))
+    ours["sample_actions"] = _sample(model, obs, jnp.asarray(ref["in/sample_noise"]), num_steps=int(json.loads(str(ref["meta/json"])).get("num_steps", 10)))
+    rows = []
+    for name, value in ours.items():
+        expected = ref[f"out/{name}"]
+        got = np.asarray(value)
+        if got.shape != expected.shape:
+            rows.append((name + f" (shape {got.shape} vs {expected.shape})", float("inf"), 0.0))
+            continue
+        exact = expected.dtype == bool or np.issubdtype(expected.dtype, np.integer)
+        err = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if got.size else 0.0
+        rows.append((name, err, EXACT if exact else FLOAT_TOL))
+    return rows
