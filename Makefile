@@ -21,8 +21,16 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Unit tests first, then every notebook (solutions and student copies) under nbval.
 test: install
 	$(PY) -m pytest -q tests
+	$(NBVAL)
+
+# Only the notebooks. --nbval-current-env: the kernel is this venv's python (pi0lite installed).
+NBVAL = $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks student
+test-notebooks: install
+	$(NBVAL)
 
 demo: install
 	$(PY) -m pi0lite.demo --out outputs
