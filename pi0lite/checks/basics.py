@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from pi0lite.checks._common import assert_same, call, passed
+from pi0lite.checks._cases import Case, compare, report_success
 from pi0lite.params import count_params
 
 __all__ = ["check_two_normals", "check_count_params"]
@@ -25,25 +25,32 @@ def check_two_normals(two_normals) -> None:
     """``two_normals(key, shape) -> (a, b)``: split ``key`` once into two keys, one draw from each."""
     cases = [(0, (3,)), (1, (2, 4)), (42, ())]
     for seed, shape in cases:
-        case = f"key({seed}), shape {shape}"
+        name = f"key({seed}), shape {shape}"
         key = jax.random.key(seed)
-        got = call(case, two_normals, key, shape)
+        got = _call(two_normals, name, key, shape)
         if not isinstance(got, tuple) or len(got) != 2:
-            raise AssertionError(f"[{case}] expected a tuple (a, b), got {type(got).__name__}")
+            raise AssertionError(f"two_normals, case '{name}': expected a tuple (a, b), got {type(got).__name__}")
         a, b = (np.asarray(x) for x in got)
-        want_a, want_b = _reference_two_normals(key, shape)
-        reused = jax.random.normal(key, shape)
-        mistakes = [(reused, "you drew from the original key; split it first: k1, k2 = jax.random.split(key)")]
         if a.shape == b.shape and a.size and np.array_equal(a, b):
             raise AssertionError(
-                f"[{case}] a and b are identical: the same key gives the same numbers. "
-                "Split the key and use a different half for each draw."
+                f"two_normals, case '{name}': a and b are identical: the same key gives the same "
+                "numbers. Split the key and use a different half for each draw."
             )
-        assert_same(case + ", a", a, want_a, atol=1e-6, mistakes=mistakes)
-        assert_same(case + ", b", b, want_b, atol=1e-6, mistakes=mistakes)
-        again = call(case, two_normals, key, shape)
-        assert_same(case + ", called twice", np.asarray(again[0]), a, atol=0.0)
-    passed("two_normals", len(cases))
+        reused = {"you drew from the original key; split it first: k1, k2 = jax.random.split(key)": jax.random.normal(key, shape)}
+        want_a, want_b = _reference_two_normals(key, shape)
+        compare("two_normals", Case(name=name + ", a", args=(), expected=want_a, mistakes=reused, atol=1e-6), a)
+        compare("two_normals", Case(name=name + ", b", args=(), expected=want_b, mistakes=reused, atol=1e-6), b)
+    report_success("two_normals", len(cases))
+
+
+def _call(fn, case: str, *args):
+    """Call the student's function; a crash becomes an ``AssertionError`` naming the case."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the student's bug, reported with the case
+        raise AssertionError(f"{getattr(fn, '__name__', 'function')}, case '{case}': raised {type(err).__name__}: {err}") from err
 
 
 class _WithBatchNorm(nnx.Module):
@@ -67,17 +74,17 @@ def check_count_params(count_params_fn) -> None:
         ("abstract nnx.Linear(1000, 1000)", nnx.eval_shape(lambda: nnx.Linear(1000, 1000, rngs=nnx.Rngs(0)))),
     ]
     for case, model in cases:
-        got = call(case, count_params_fn, model)
+        got = _call(count_params_fn, case, model)
         want = count_params(model)
         every_variable = count_params(model, nnx.Variable)
         leaves = len(jax.tree.leaves(nnx.state(model, nnx.Param)))
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
-            raise AssertionError(f"[{case}] expected a Python int, got {type(got).__name__}: {got!r}")
+            raise AssertionError(f"count_params, case '{case}': expected a Python int, got {type(got).__name__}: {got!r}")
         if got != want:
             hint = ""
             if got == every_variable:
                 hint = "\nHint: you counted every variable; batch statistics are not parameters (use nnx.Param)."
             elif got == leaves:
                 hint = "\nHint: you counted arrays, not their entries (use the size or shape of each leaf)."
-            raise AssertionError(f"[{case}] expected {want} parameters, got {got}{hint}")
-    passed("count_params", len(cases))
+            raise AssertionError(f"count_params, case '{case}': expected {want} parameters, got {got}{hint}")
+    report_success("count_params", len(cases))
