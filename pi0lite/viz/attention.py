@@ -40,7 +40,8 @@ def _label_axis(ax, segments: Segments | None, axis: str, length: int) -> None:
     if axis == "query":
         ax.set_yticks(centres, names)
     else:
-        ax.set_xticks(centres, names, rotation=45, ha="right")
+        long = max(len(name) for name in names) > 6
+        ax.set_xticks(centres, names, rotation=45 if long else 0, ha="right" if long else "center")
 
 
 def plot_attention(
