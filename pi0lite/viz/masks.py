@@ -34,8 +34,13 @@ def _edges(segments: Segments, length: int, what: str) -> np.ndarray:
 
 
 def _color(name: str, index: int) -> str:
-    base = name.split(" ")[0] if name not in SEGMENT_COLORS else name
-    return SEGMENT_COLORS.get(name, SEGMENT_COLORS.get(base, _FALLBACK[index % len(_FALLBACK)]))
+    """The colour of a known segment name, or of the first known name it contains ("wrist image")."""
+    if name in SEGMENT_COLORS:
+        return SEGMENT_COLORS[name]
+    for known, color in SEGMENT_COLORS.items():
+        if known in name:
+            return color
+    return _FALLBACK[index % len(_FALLBACK)]
 
 
 def plot_attn_mask(
