@@ -96,6 +96,16 @@ class Pi0(nnx.Module):
         v_t = self.action_out_proj(suffix_out[:, -self.config.action_horizon :].astype(jnp.float32))
         return v_t, prefix_out
 
+    def attention_maps(
+        self, obs: Observation, x_t: Float[Array, "b h d"], time: Float[Array, "b"]
+    ) -> list[Float[Array, "b n s s"]]:
+        """Attention probabilities of every layer ``[b, heads, queries, keys]`` from one joint pass.
+
+        Uses ``nnx.capture`` to collect what the attention ``sow``-ed; for plotting and teaching.
+        """
+        _, inter = nnx.capture(self.forward, nnx.Intermediate)(obs, x_t, time, record_attention=True)
+        return list(inter["PaliGemma"]["llm"]["layers"]["attn"]["attn_probs"].get_value())
+
     def compute_loss(
         self,
         key: jax.Array,

@@ -1,0 +1,124 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from pi0lite.config import TINY
+from pi0lite.pi0 import Observation, Pi0
+
+B = 2
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Pi0(TINY, rngs=nnx.Rngs(0))
+
+
+def make_obs(seed=0, state_dim=4, prompt_len=5, image_size=32, cameras=("base_0_rgb",)):
+    rng = np.random.default_rng(seed)
+    prompt = rng.integers(3, TINY.vocab_size, (B, prompt_len))
+    prompt[1, 3:] = 0
+    return Observation.from_numpy(
+        images={c: rng.uniform(-1, 1, (B, image_size, image_size, 3)).astype(np.float32) for c in cameras},
+        state=rng.normal(size=(B, state_dim)).astype(np.float32),
+        tokenized_prompt=prompt,
+        tokenized_prompt_mask=prompt != 0,
+    )
+
+
+@nnx.jit(static_argnames=("use_cache",))
+def sample(model, obs, noise, use_cache):
+    return model.sample_actions(jax.random.key(0), obs, noise=noise, use_cache=use_cache)
+
+
+@nnx.jit
+def loss_fn(model, obs, actions, noise, time):
+    return model.compute_loss(jax.random.key(0), obs, actions, noise=noise, time=time)
+
+
+def test_cached_sampling_equals_uncached(model):
+    obs = make_obs()
+    noise = jax.random.normal(jax.random.key(1), (B, TINY.action_horizon, TINY.action_dim))
+    cached = sample(model, obs, noise, True)
+    uncached = sample(model, obs, noise, False)
+    assert cached.shape == (B, TINY.action_horizon, TINY.action_dim)
+    np.testing.assert_allclose(cached, uncached, atol=1e-5)
+
+
+def test_loss_shape_and_time_convention(model):
+    obs = make_obs()
+    actions = jax.random.normal(jax.random.key(2), (B, TINY.action_horizon, 2))  # narrower: padded
+    noise = jax.random.normal(jax.random.key(3), (B, TINY.action_horizon, TINY.action_dim))
+    loss = loss_fn(model, obs, actions, noise, jnp.array([0.3, 0.9]))
+    assert loss.shape == (B, TINY.action_horizon)
+    # time = 1 means pure noise: the model then sees x_t == noise whatever the actions are
+    suffix_noise, _, _ = model.embed_suffix(obs, noise, jnp.ones(B))
+    padded = jnp.pad(actions, ((0, 0), (0, 0), (0, 2)))
+    x_t = jnp.ones((B, 1, 1)) * noise + 0 * padded
+    suffix_xt, _, _ = model.embed_suffix(obs, x_t, jnp.ones(B))
+    np.testing.assert_allclose(suffix_noise, suffix_xt, atol=1e-6)
+
+
+def test_loss_target_is_noise_minus_actions(model):
+    """If v_t were exactly noise − actions the loss is zero: check the sign via forward()."""
+    obs = make_obs()
+    actions = jax.random.normal(jax.random.key(4), (B, TINY.action_horizon, TINY.action_dim))
+    noise = jax.random.normal(jax.random.key(5), actions.shape)
+    time = jnp.array([0.25, 0.75])
+    x_t = time[:, None, None] * noise + (1 - time[:, None, None]) * actions
+    v_t, prefix_out = model.forward(obs, x_t, time)
+    expected = jnp.mean((v_t - (noise - actions)) ** 2, -1)
+    np.testing.assert_allclose(loss_fn(model, obs, actions, noise, time), expected, rtol=1e-5, atol=1e-6)
+    assert prefix_out.shape == (B, TINY.prefix_len, TINY.paligemma.width)
+
+
+def test_trajectory_starts_at_noise(model):
+    obs = make_obs()
+    noise = jax.random.normal(jax.random.key(6), (B, TINY.action_horizon, TINY.action_dim))
+    actions, traj = model.sample_actions(jax.random.key(0), obs, noise=noise, num_steps=2, return_trajectory=True)
+    assert traj.shape == (3, B, TINY.action_horizon, TINY.action_dim)
+    np.testing.assert_array_equal(traj[0], noise)
+    np.testing.assert_array_equal(traj[-1], actions)
+
+
+def test_attention_maps(model):
+    obs = make_obs()
+    x = jnp.zeros((B, TINY.action_horizon, TINY.action_dim))
+    maps = model.attention_maps(obs, x, jnp.ones(B))
+    n = TINY.prefix_len + TINY.suffix_len
+    assert len(maps) == TINY.paligemma.depth and maps[0].shape == (B, TINY.paligemma.num_heads, n, n)
+    # valid prefix queries (the image tokens) put no probability on suffix keys
+    images = TINY.vision.num_patches
+    assert float(jnp.max(maps[0][:, :, :images, TINY.prefix_len :])) == 0.0
+    np.testing.assert_allclose(jnp.sum(maps[-1], -1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(image_size=24), r"images\['base_0_rgb'\] must have shape \(2, 32, 32, 3\), got \(2, 24, 24, 3\)"),
+        (dict(cameras=()), r"missing \['base_0_rgb'\]"),
+        (dict(cameras=("base_0_rgb", "wrist")), r"extra \['wrist'\]"),
+        (dict(state_dim=5), r"state has 5 dims, more than action_dim=4"),
+        (dict(prompt_len=9), r"tokenized_prompt has 9 tokens, more than max_token_len=8"),
+    ],
+)
+def test_bad_observations_raise_clear_errors(model, kwargs, words):
+    obs = make_obs(**kwargs)
+    with pytest.raises(ValueError, match=words):
+        model.embed_prefix(obs)
+
+
+def test_bad_actions_raise_clear_errors(model):
+    obs = make_obs()
+    with pytest.raises(ValueError, match=r"actions have 5 dims, more than action_dim=4"):
+        model.compute_loss(jax.random.key(0), obs, jnp.zeros((B, TINY.action_horizon, 5)))
+    with pytest.raises(ValueError, match=r"action_horizon=16"):
+        model.compute_loss(jax.random.key(0), obs, jnp.zeros((B, 15, 2)))
+    bad = np.zeros((B, TINY.action_horizon, 2), np.float32)
+    bad[1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf \(first at index \[1, 3, 0\]\)"):
+        model.compute_loss(jax.random.key(0), obs, bad)
+    with pytest.raises(ValueError, match="noise must have shape"):
+        model.sample_actions(jax.random.key(0), obs, noise=jnp.zeros((B, 3, 4)))
