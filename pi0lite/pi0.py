@@ -194,12 +194,13 @@ class Pi0(nnx.Module):
         else:
             velocity = lambda x, t: self.forward(obs, x, t)[0]  # noqa: E731
 
-        x, t = noise.astype(jnp.float32), jnp.float32(1.0)
-        trajectory = [x]
-        for _ in range(num_steps):  # unrolled: num_steps is static and small
+        def step(carry, _):
+            x, t = carry
             x = flow.euler_step(x, velocity(x, jnp.broadcast_to(t, (b,))), dt)
-            t = t + dt
-            trajectory.append(x)
+            return (x, t + dt), x
+
+        # lax.scan compiles one step and loops it: compile time does not grow with num_steps.
+        (x, _), steps = jax.lax.scan(step, (noise.astype(jnp.float32), jnp.float32(1.0)), length=num_steps)
         if return_trajectory:
-            return x, jnp.stack(trajectory)
+            return x, jnp.concatenate([noise[None].astype(jnp.float32), steps])
         return x
