@@ -53,7 +53,7 @@ def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
 
 def flatten_params(model: nnx.Module) -> dict[str, np.ndarray]:
     """The model's parameters as ``{openpi path: numpy array}``."""
-    return {k: np.asarray(v) for k, v in _flatten(nnx.state(model, nnx.Param).to_pure_dict()).items()}
+    return {k: np.asarray(v) for k, v in _flatten(nnx.to_pure_dict(nnx.state(model, nnx.Param))).items()}
 
 
 def _strip_value_suffix(flat: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -85,8 +85,8 @@ def load_params(model: nnx.Module, flat: Mapping[str, np.ndarray]) -> nnx.Module
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + (" …" if len(items) > 20 else ""))
         raise ValueError("\n".join(lines))
     state = nnx.state(model, nnx.Param)
-    state.replace_by_pure_dict(
-        _unflatten({k: np.asarray(v, dtype=expected[k].dtype) for k, v in flat.items()})
+    nnx.replace_by_pure_dict(
+        state, _unflatten({k: np.asarray(v, dtype=expected[k].dtype) for k, v in flat.items()})
     )
     nnx.update(model, state)
     return model
