@@ -9,7 +9,8 @@ The solution notebooks are the single source. For each one this script
 * tags every ``exercise`` and ``check`` cell ``raises-exception`` (nbval and nbclient then
   carry on past them, so a student copy still runs top to bottom).
 
-Usage: ``python tools/make_student.py [--src notebooks] [--out student]``.
+Usage: ``python tools/make_student.py [--src notebooks] [--out student] [NOTEBOOK ...]``
+(no NOTEBOOK: every ``NN_*.ipynb`` in ``--src``).
 """
 
 from __future__ import annotations
@@ -85,10 +86,11 @@ def main(argv: list[str] | None = None) -> list[pathlib.Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--src", type=pathlib.Path, default=REPO / "notebooks")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "student")
+    parser.add_argument("notebooks", nargs="*", type=pathlib.Path, help="only these solution notebooks")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in sorted(args.src.glob("[0-9][0-9]_*.ipynb")):
+    for path in args.notebooks or sorted(args.src.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(str(path), as_version=4)
         target = args.out / path.name
         nbformat.write(make_student(nb, path.name), str(target))
