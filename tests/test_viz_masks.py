@@ -57,3 +57,14 @@ def test_plot_token_layout():
     plt.close(fig)
     with pytest.raises(ValueError, match="input_mask must have shape"):
         viz.plot_token_layout(SEGMENTS, input_mask=np.ones(3, bool))
+
+
+def test_plot_image_patches():
+    image = np.zeros((32, 32, 3), np.uint8)
+    ax = viz.plot_image_patches(image, 8)
+    assert ax.images[0].get_array().shape == (32, 32, 3)
+    assert len(ax.lines) == 6 and len(ax.texts) == 16 and ax.texts[-1].get_text() == "15"
+    assert "16 patches" in ax.get_title()
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="must divide"):
+        viz.plot_image_patches(image, 5)
