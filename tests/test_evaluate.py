@@ -37,3 +37,42 @@ def test_bad_policy_output():
     scenes, _ = eval_scenes(3, 0, seed=6)
     with pytest.raises(ValueError, match="policy returned"):
         rollout(lambda obs, key: np.zeros((3, 2, 2)), scenes, jax.random.key(0))
+
+
+# --- notebook 09 checks: accept the reference, reject realistic mistakes ------------------------
+
+from pi0lite import checks  # noqa: E402
+
+
+def _loop(per_replan):
+    def run_episodes(fn, scenes, key, execute):
+        env = toy.BatchedToyEnv()
+        obs = env.reset(scenes)
+        while not env.done.all() and env.t.max() < toy.MAX_STEPS:
+            chunk = fn(obs, key)
+            for j in range(per_replan(execute)):
+                env.step(chunk[:, j])
+            obs = env.observe()
+        return env.outcome, env.pos
+
+    return run_episodes
+
+
+def test_check_run_episodes():
+    checks.check_run_episodes(_loop(lambda k: k))
+    with pytest.raises(AssertionError, match="execute"):
+        checks.check_run_episodes(_loop(lambda k: 16))  # executes the whole chunk
+    with pytest.raises(AssertionError):
+        checks.check_run_episodes(_loop(lambda k: 1))  # replans every step
+
+
+def test_check_success_stats():
+    def ok(outcome, coin):
+        return {**{n: np.mean(outcome == c) for n, c in [("success", 1), ("crash", 2), ("wrong", 3), ("timeout", 4)]},
+                "coin_flip_success": np.mean(outcome[coin] == 1)}
+
+    checks.check_success_stats(ok)
+    with pytest.raises(AssertionError, match="percents"):
+        checks.check_success_stats(lambda o, c: {k: 100 * v for k, v in ok(o, c).items()})
+    with pytest.raises(AssertionError, match="coin-flip episodes"):
+        checks.check_success_stats(lambda o, c: {**ok(o, c), "coin_flip_success": np.sum((o == 1) & c) / len(o)})
