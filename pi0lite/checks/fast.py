@@ -178,10 +178,15 @@ def check_fast_masks(fn) -> None:
 
 def check_decode_step(fn, model, token, kv, mask, step: int) -> None:
     """``fn(model, token [b], kv, mask [b, n], step) -> (logits [b, v], kv)`` equals the package's step."""
+    from flax import nnx
+
     from pi0lite.fast_decode import decode_step
 
-    want, kv_ref = decode_step(model, token, kv, mask, step, position_offset=0)
-    off_by_one, _ = decode_step(model, token, kv, mask, step, position_offset=1)
+    import jax.numpy as jnp
+
+    reference = nnx.jit(decode_step)  # one compilation: the offset is traced
+    want, kv_ref = reference(model, token, kv, mask, step, position_offset=jnp.int32(0))
+    off_by_one, _ = reference(model, token, kv, mask, step, position_offset=jnp.int32(1))
     got, got_kv = fn(model, token, kv, mask, step)
     n = mask.shape[1]
     before, after = np.asarray(kv[0]), np.asarray(got_kv[0])
