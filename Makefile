@@ -26,9 +26,11 @@ test: install
 	$(PY) -m pytest -q tests
 	$(NBVAL)
 
-# Only the notebooks. --nbval-current-env: the kernel is this venv's python (pi0lite installed).
+# Only the notebooks (`make test-notebooks NOTEBOOKS=notebooks/02_attention_mask.ipynb` for one).
+# --nbval-current-env: the kernel is this venv's python, where pi0lite is installed.
+NOTEBOOKS ?= notebooks student
 NBVAL = $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
-	--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks student
+	--nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOKS)
 test-notebooks: install
 	$(NBVAL)
 

@@ -84,3 +84,17 @@ def test_builder_matches_committed_notebook(builder, tmp_path):
     committed = REPO / "notebooks" / f"{nb.name}.ipynb"
     assert committed.exists(), f"run `python {builder.relative_to(REPO)}`"
     assert committed.read_text() == written.read_text(), f"{committed.name} is out of sync with its builder"
+
+
+def test_nbstripout_agrees():
+    """The committed notebooks are exactly what nbstripout would write (so its git filter is a no-op)."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("nbstripout") or str(pathlib.Path(sys.executable).parent / "nbstripout")
+    if not pathlib.Path(exe).exists():
+        pytest.skip("nbstripout not installed (pip install -e '.[test]')")
+    paths = [str(p) for p in NOTEBOOKS + STUDENT]
+    result = subprocess.run([exe, "--verify", *paths], capture_output=True, text=True)
+    assert result.returncode == 0, f"nbstripout would change: {result.stdout}{result.stderr}"
