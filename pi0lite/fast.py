@@ -138,7 +138,7 @@ class FastTokenizer:
                 f"lower scale (={scale}) or normalise the actions (max |x| = {np.abs(x).max():.3g})"
             )
         tok = cls(config, fast_bpe.new_tokenizer(alphabet))
-        tok._maybe_warn(x)
+        tok._maybe_warn(x, stacklevel=3)
         codes = fast_bpe.to_code_points(q.reshape(len(q), -1), alphabet, lo)
         tok.bpe = fast_bpe.train_bpe(fast_bpe.rows_to_strings(codes), alphabet=alphabet, vocab_size=vocab_size, span=hi - lo)
         return tok
@@ -146,6 +146,9 @@ class FastTokenizer:
     # --- encode ----------------------------------------------------------------------------
     def quantise(self, chunks) -> Int[np.ndarray, "b f d"]:
         """Checked DCT + quantisation: the integers that :meth:`encode` turns into tokens."""
+        return self._quantise(chunks)
+
+    def _quantise(self, chunks) -> np.ndarray:
         c = self.config
         x = _as_batch(chunks, "chunks")
         if x.shape[1:] != (c.action_horizon, c.action_dim):
@@ -153,7 +156,7 @@ class FastTokenizer:
                 f"chunks have (horizon, action_dim) = {x.shape[1:]}, but this tokenizer was fitted "
                 f"on {(c.action_horizon, c.action_dim)}"
             )
-        self._maybe_warn(x)
+        self._maybe_warn(x, stacklevel=4)  # _maybe_warn <- _quantise <- quantise/encode <- caller
         q = dct_quantise(x, c.scale)
         lo, hi = c.bounds
         if q.size and (q.max() > hi or q.min() < (c.min_token - c.headroom)):
@@ -169,14 +172,14 @@ class FastTokenizer:
                 f"{n} coefficients below min_token {c.min_token} clamped (reference alphabet behaviour; "
                 "use alphabet='bytes' to encode them exactly)",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=3,  # _quantise <- quantise/encode <- caller
             )
             q = np.maximum(q, c.min_token)
         return q
 
     def encode(self, chunks) -> list[list[int]]:
         """``[b, h, d]`` chunks -> ``b`` lists of token ids (variable length)."""
-        q = self.quantise(chunks)
+        q = self._quantise(chunks)
         codes = fast_bpe.to_code_points(q.reshape(len(q), -1), self.config.alphabet, self.config.min_token)
         strings = fast_bpe.rows_to_strings(codes)
         # encode_batch_fast (tokenizers >= 0.21) skips the offsets we do not need
@@ -256,14 +259,14 @@ class FastTokenizer:
         """The number of ids the BPE really has (≤ ``config.vocab_size``)."""
         return self.bpe.get_vocab_size()
 
-    def _maybe_warn(self, x: np.ndarray) -> None:
+    def _maybe_warn(self, x: np.ndarray, stacklevel: int) -> None:
         if not self._warned_unnormalised and x.size and np.abs(x).max() > UNNORMALISED_WARN_ABS:
             self._warned_unnormalised = True
             warnings.warn(
                 f"actions reach |x| = {np.abs(x).max():.3g}; FAST expects quantile-normalised actions "
                 "in about [-1, 1] (warning shown once)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
 
     def __repr__(self) -> str:
