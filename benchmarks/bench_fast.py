@@ -5,7 +5,7 @@ with ``"".join(chr(...))``, one BPE call per chunk, and the same per chunk on de
 runs the DCT and quantisation over the whole batch, converts the batch to strings with a single
 UTF-32 conversion and calls ``encode_batch`` / ``decode_batch``.
 
-Run:  .venv/bin/python benchmarks/bench_fast.py [--n 1000] [--repeats 5]
+Run:  .venv/bin/python benchmarks/bench_fast.py [--n 1000] [--repeats 5] [--seeds 0 2 4 6 8]
 Data: the synthetic 50×7 recipe of ../shared/fast (train seed 0, held-out seed 1).
 """
 
@@ -25,11 +25,11 @@ from pi0lite.fast import FastTokenizer
 SHARED = pathlib.Path(os.environ.get("PI0LITE_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared"))
 
 
-def load_data(n: int, seed: int = 1):
+def load_data(n: int, seed: int = 1, train_seed: int = 0):
     spec = importlib.util.spec_from_file_location("make_chunks", SHARED / "fast" / "make_chunks.py")
     mc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mc)
-    train_raw = mc.make_chunks(2000, 0)
+    train_raw = mc.make_chunks(2000, train_seed)
     return mc.quantile_normalize(train_raw, train_raw), mc.quantile_normalize(train_raw, mc.make_chunks(n, seed))
 
 
@@ -70,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seeds", type=int, nargs="*", default=[], help="also compare alphabets on train seed s / held-out s+1")
     args = ap.parse_args()
     train, x = load_data(args.n)
     naive = x.shape[1] * x.shape[2]
@@ -105,6 +106,17 @@ def main() -> None:
     print("|---|---|---|")
     for k, v in t.items():
         print(f"| {k} | {v:.4f} | {args.n / v:,.0f} |")
+    if args.seeds:
+        print("\n| train/held-out seed | reference tokens/chunk | invalid | bytes tokens/chunk | invalid |")
+        print("|---|---|---|---|---|")
+        for seed in args.seeds:
+            tr, ho = load_data(args.n, seed + 1, seed)
+            row = []
+            for alphabet in ("reference", "bytes"):
+                tk = FastTokenizer.fit(tr, alphabet=alphabet)
+                ids_s = tk.encode(ho)
+                row += [np.mean([len(i) for i in ids_s]), int((~tk.decode(ids_s)[1]).sum())]
+            print(f"| {seed}/{seed + 1} | {row[0]:.3f} | {row[1]} | {row[2]:.3f} | {row[3]} |")
     print(f"\nencode speed-up {t['loop encode'] / t['batched encode']:.2f}x, "
           f"decode speed-up {t['loop decode'] / t['batched decode']:.2f}x (reference alphabet, same ids)")
 
