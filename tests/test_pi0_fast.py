@@ -145,3 +145,24 @@ def test_malformed_generations_invalid(setup):
     actions_out, valid = prompt.extract_actions(gen, zero_invalid=True)
     assert valid.tolist() == [True] + [False] * (len(cases) - 1)
     assert np.all(actions_out[1:] == 0)
+
+
+def test_temperature_sampling_is_keyed(setup):
+    prompt, model, images, state, _ = setup
+    obs = FastObservation.from_tokens(images, state, prompt.tokenize(["a", "b"], state))
+    a = np.asarray(model.generate(jax.random.key(1), obs, max_steps=4, temperature=1.0))
+    b = np.asarray(model.generate(jax.random.key(1), obs, max_steps=4, temperature=1.0))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (B, 4) and (a >= 0).all() and (a < model.config.vocab_size).all()
+    with pytest.raises(ValueError, match="greedy"):
+        model.generate(None, obs, max_steps=2, temperature=1.0, use_cache=False)
+
+
+def test_prompt_rejects_too_long_and_small_vocab(setup):
+    prompt, _, _, state, actions = setup
+    with pytest.raises(ValueError, match="max_token_len"):
+        FastPrompt(text=prompt.text, fast=prompt.fast, vocab_size=prompt.vocab_size, max_token_len=20, skip=4).tokenize(
+            ["a long task description"], state[:1], actions[:1]
+        )
+    with pytest.raises(ValueError, match="too small"):
+        FastPrompt(text=prompt.text, fast=prompt.fast, vocab_size=200, max_token_len=64)
