@@ -159,6 +159,19 @@ def print_table(results: dict) -> None:
         print(f"{name:>8} " + " ".join(cells))
 
 
+def ship(out: pathlib.Path) -> None:
+    """Copy the trained policies (and the results) into ``pi0lite/assets`` for the notebooks."""
+    from pi0lite.policy import ASSETS, VARIANTS
+
+    names = {"flow": "pi0", "mse": "mse", "noaux": "pi0_noaux"}
+    for variant, name in names.items():
+        if (out / name / "policy" / "params.npz").exists():
+            shutil.rmtree(ASSETS / VARIANTS[variant], ignore_errors=True)
+            shutil.copytree(out / name / "policy", ASSETS / VARIANTS[variant])
+            print(f"shipped {name} to {ASSETS / VARIANTS[variant]}")
+    shutil.copy(out / "results.json", ASSETS / "toy_results.json")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="outputs")
@@ -172,7 +185,7 @@ def main(argv=None) -> dict:
     p.add_argument("--no-aux", action="store_true", help="ablation: no grounding loss for either policy")
     p.add_argument("--sequential", action="store_true", help="train one after the other on all cores")
     p.add_argument("--gif", action="store_true", help="also write rollouts.gif")
-    p.add_argument("--ship", action="store_true", help="copy the flow policy into pi0lite/assets/toy_policy")
+    p.add_argument("--ship", action="store_true", help="copy the trained policies into pi0lite/assets/")
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -193,11 +206,7 @@ def main(argv=None) -> dict:
     print_table(results)
     print(f"\ntotal {total / 60:.1f} min; figures and results.json in {out}/")
     if args.ship:
-        from pi0lite.policy import SHIPPED
-
-        shutil.rmtree(SHIPPED, ignore_errors=True)
-        shutil.copytree(out / "pi0" / "policy", SHIPPED)
-        print(f"shipped the flow policy to {SHIPPED}")
+        ship(out)
     return summary
 
 

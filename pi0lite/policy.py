@@ -31,7 +31,10 @@ from pi0lite.normalize import NormStats, load_stats, pad_to_dim, save_stats
 from pi0lite.pi0 import Observation, Pi0
 from pi0lite.text import WordTokenizer, tokenize_batch
 
-SHIPPED = pathlib.Path(__file__).parent / "assets" / "toy_policy"
+ASSETS = pathlib.Path(__file__).parent / "assets"
+SHIPPED = ASSETS / "toy_policy"
+#: Shipped checkpoints: the flow policy, the MSE baseline and the no-aux ablation (all from ``make demo``).
+VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux"}
 ACTION_DIMS = 2  # the toy task's real action dims (velocity x, y)
 
 
@@ -123,6 +126,14 @@ class Policy:
                    mode=mode, num_steps=num_steps, meta=meta)
 
 
-def load_shipped() -> Policy:
-    """The flow policy trained by ``make demo`` and shipped with the package."""
-    return Policy.load(SHIPPED)
+def load_shipped(variant: str = "flow") -> Policy:
+    """A policy trained by ``make demo`` and shipped with the package: ``"flow"`` (pi0 + aux),
+    ``"mse"`` (the regression baseline) or ``"noaux"`` (flow without the grounding loss)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+    return Policy.load(ASSETS / VARIANTS[variant])
+
+
+def shipped_results() -> dict:
+    """The ``make demo`` results (and the no-aux ablation) that produced the shipped checkpoints."""
+    return json.loads((ASSETS / "toy_results.json").read_text())
