@@ -92,8 +92,8 @@ def test_cached_equals_uncached_and_training_positions(setup):
     tok = prompt.tokenize(["pick", "go left now"], state)
     obs = FastObservation.from_tokens(images, state, tok)
     for openpi in (False, True):
-        cached = np.asarray(model.generate(None, obs, max_steps=4, openpi_positions=openpi))
-        uncached = np.asarray(model.generate(None, obs, max_steps=4, use_cache=False, openpi_positions=openpi))
+        cached = np.asarray(model.generate(None, obs, max_steps=5, openpi_positions=openpi))
+        uncached = np.asarray(model.generate(None, obs, max_steps=5, use_cache=False, openpi_positions=openpi))
         np.testing.assert_array_equal(cached, uncached)
     # teacher forcing the generated tokens reproduces them: decode positions == training positions
     gen = np.asarray(model.generate(None, obs, max_steps=5))
