@@ -88,6 +88,10 @@ class Pi0Config:
 
     The two experts must agree on ``num_heads``, ``num_kv_heads``, ``head_dim`` and ``depth``
     because their queries, keys and values meet in one attention per layer.
+
+    ``pi05=True`` gives pi0.5: no state token (the state, if used, is written into the prompt as
+    text), the time enters the action expert through adaptive RMSNorms instead of being mixed
+    into every action token.
     """
 
     action_dim: int
@@ -116,8 +120,6 @@ class Pi0Config:
                     f"paligemma.{name} ({getattr(p, name)}) and action_expert.{name} "
                     f"({getattr(a, name)}) must be equal: the experts share one attention"
                 )
-        if self.pi05:
-            raise NotImplementedError("pi0.5 (adaRMS action expert) is not implemented yet")
 
     @property
     def num_image_tokens(self) -> int:
@@ -130,8 +132,8 @@ class Pi0Config:
 
     @property
     def suffix_len(self) -> int:
-        """One state token, then ``action_horizon`` action tokens (pi0)."""
-        return 1 + self.action_horizon
+        """pi0: one state token, then ``action_horizon`` action tokens; pi0.5: the action tokens only."""
+        return self.action_horizon + (0 if self.pi05 else 1)
 
     def replace(self, **changes) -> "Pi0Config":
         return dataclasses.replace(self, **changes)
@@ -182,4 +184,13 @@ PI0 = Pi0Config(
     dtype="bfloat16",
 )
 
-PRESETS = {"tiny": TINY, "openpi_dummy": OPENPI_DUMMY, "pi0": PI0}
+OPENPI_DUMMY_PI05 = OPENPI_DUMMY.replace(pi05=True)
+PI05 = PI0.replace(pi05=True, max_token_len=200)
+
+PRESETS = {
+    "tiny": TINY,
+    "openpi_dummy": OPENPI_DUMMY,
+    "openpi_dummy_pi05": OPENPI_DUMMY_PI05,
+    "pi0": PI0,
+    "pi05": PI05,
+}

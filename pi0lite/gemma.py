@@ -27,20 +27,13 @@ from jaxtyping import Array, Bool, Float, Int
 
 from pi0lite.config import GemmaConfig
 from pi0lite.masks import MASK_VALUE
+from pi0lite.norms import RMSNorm, make_norm, rms_norm  # noqa: F401  (rms_norm re-exported)
 
 KVCache = tuple[Float[Array, "l b s k h"], Float[Array, "l b s k h"]]
-RMS_EPS = 1e-6
 ROPE_BASE = 10_000.0
 
 
 # --- pure functions ------------------------------------------------------------------------
-
-def rms_norm(x: Float[Array, "... d"], scale: Float[Array, "d"]) -> Float[Array, "... d"]:
-    """RMSNorm with a zero-initialised scale used as ``(1 + scale)``; statistics in float32."""
-    var = jnp.mean(jnp.square(x.astype(jnp.float32)), axis=-1, keepdims=True)
-    normed = x * jax.lax.rsqrt(var + RMS_EPS)
-    return (normed * (1.0 + scale)).astype(x.dtype)
-
 
 def apply_rope(x: Float[Array, "b t n h"], positions: Int[Array, "b t"]) -> Float[Array, "b t n h"]:
     """Rotary position embedding, half-split layout (not interleaved), base 10,000.
@@ -87,17 +80,6 @@ class Einsum(nnx.Module):
 
     def __init__(self, shape: tuple[int, ...], fan_in: int, *, rngs: nnx.Rngs):
         self.w = _init(rngs, shape, fan_in)
-
-
-class RMSNorm(nnx.Module):
-    """``x · rsqrt(mean(x²) + 1e-6) · (1 + scale)``; ``scale`` has shape ``lead + (d,)``."""
-
-    def __init__(self, shape: tuple[int, ...]):
-        self.scale = nnx.Param(jnp.zeros(shape, jnp.float32))
-
-    def __call__(self, x, layer: int | None = None):
-        scale = self.scale[...] if layer is None else self.scale[layer]
-        return rms_norm(x, scale)
 
 
 class FeedForward(nnx.Module):
@@ -197,47 +179,64 @@ class Attention(nnx.Module):
 class Layers(nnx.Module):
     """All transformer blocks of all experts, weights stacked over depth (openpi's ``layers``)."""
 
-    def __init__(self, configs: Sequence[GemmaConfig], *, rngs: nnx.Rngs):
+    def __init__(self, configs: Sequence[GemmaConfig], adarms: Sequence[bool], *, rngs: nnx.Rngs):
         self.attn = Attention(configs, rngs=rngs)
-        for i, c in enumerate(configs):
+        for i, (c, ada) in enumerate(zip(configs, adarms)):
             s = _suffix(i)
-            setattr(self, "pre_attention_norm" + s, RMSNorm((c.depth, c.width)))
-            setattr(self, "pre_ffw_norm" + s, RMSNorm((c.depth, c.width)))
+            setattr(self, "pre_attention_norm" + s, make_norm((c.depth,), c.width, ada))
+            setattr(self, "pre_ffw_norm" + s, make_norm((c.depth,), c.width, ada))
             setattr(self, "mlp" + s, FeedForward(c.depth, c.width, c.mlp_dim, rngs=rngs))
 
-    def block(self, xs, layer, positions, mask, cache, cache_index, record):
-        """One pre-norm block: ``x + attn(norm(x))``, then ``x + ffw(norm(x))``, per expert."""
-        normed = [
-            None if x is None else getattr(self, "pre_attention_norm" + _suffix(i))(x, layer)
-            for i, x in enumerate(xs)
-        ]
+    def block(self, xs, conds, layer, positions, mask, cache, cache_index, record):
+        """One pre-norm block: ``x + attn(norm(x))``, then ``x + ffw(norm(x))``, per expert.
+
+        With adaRMS (pi0.5) each sub-layer output is multiplied by the norm's gate first.
+        """
+        normed, gates = [], []
+        for i, (x, cond) in enumerate(zip(xs, conds)):
+            y, gate = (None, None) if x is None else getattr(self, "pre_attention_norm" + _suffix(i))(x, layer, cond)
+            normed.append(y)
+            gates.append(gate)
         attn_out, kv = self.attn(normed, layer, positions, mask, cache, cache_index, record)
         new_xs = []
-        for i, (x, y) in enumerate(zip(xs, attn_out)):
+        for i, (x, y, gate, cond) in enumerate(zip(xs, attn_out, gates, conds)):
             if x is None:
                 new_xs.append(None)
                 continue
             s = _suffix(i)
-            x = x + y
-            x = x + getattr(self, "mlp" + s)(getattr(self, "pre_ffw_norm" + s)(x, layer), layer)
-            new_xs.append(x)
+            x = x + (y if gate is None else y * gate)
+            h, gate = getattr(self, "pre_ffw_norm" + s)(x, layer, cond)
+            y = getattr(self, "mlp" + s)(h, layer)
+            new_xs.append(x + (y if gate is None else y * gate))
         return new_xs, kv
 
 
 class Gemma(nnx.Module):
     """The mixture of transformers: ``len(configs)`` experts sharing one attention per layer.
 
-    ``Gemma([cfg])`` is a plain single-expert Gemma (pi0-FAST); ``Gemma([vlm, action])`` is pi0's.
-    Only expert 0 has a token embedder.
+    ``Gemma([cfg])`` is a plain single-expert Gemma (pi0-FAST); ``Gemma([vlm, action])`` is pi0's;
+    ``adarms=(False, True)`` gives pi0.5's action expert adaptive norms. Only expert 0 has a
+    token embedder.
     """
 
-    def __init__(self, configs: Sequence[GemmaConfig], *, vocab_size: int, rngs: nnx.Rngs, dtype: str = "float32"):
+    def __init__(
+        self,
+        configs: Sequence[GemmaConfig],
+        *,
+        vocab_size: int,
+        rngs: nnx.Rngs,
+        dtype: str = "float32",
+        adarms: Sequence[bool] | None = None,
+    ):
         self.configs = tuple(configs)
+        self.adarms = tuple(adarms) if adarms is not None else (False,) * len(configs)
+        if len(self.adarms) != len(self.configs):
+            raise ValueError(f"adarms needs one flag per expert ({len(configs)}), got {self.adarms}")
         self.dtype = jnp.dtype(dtype)
         self.embedder = Embedder(vocab_size, configs[0].width, rngs=rngs)
-        self.layers = Layers(configs, rngs=rngs)
-        for i, c in enumerate(configs):
-            setattr(self, "final_norm" + _suffix(i), RMSNorm((c.width,)))
+        self.layers = Layers(configs, self.adarms, rngs=rngs)
+        for i, (c, ada) in enumerate(zip(configs, self.adarms)):
+            setattr(self, "final_norm" + _suffix(i), make_norm((), c.width, ada))
 
     def __call__(
         self,
@@ -248,19 +247,27 @@ class Gemma(nnx.Module):
         kv_cache: KVCache | None = None,
         cache_index: int | Int[Array, ""] | None = None,
         record_attention: bool = False,
+        adarms_cond: Sequence[Float[Array, "b _c"] | None] | None = None,
     ) -> tuple[list[Float[Array, "b _t _d"] | None], KVCache]:
-        """Run every expert whose input is not None; return final-normed outputs and the (k, v) cache."""
+        """Run every expert whose input is not None; return final-normed outputs and the (k, v) cache.
+
+        ``adarms_cond[i]`` is the condition of expert i's adaptive norms (pi0.5), else None.
+        """
         if len(xs) != len(self.configs):
             raise ValueError(f"expected {len(self.configs)} expert inputs, got {len(xs)}")
         for i, (x, c) in enumerate(zip(xs, self.configs)):
             if x is not None and (x.ndim != 3 or x.shape[-1] != c.width):
                 raise ValueError(f"expert {i} input must be [batch, tokens, {c.width}], got {x.shape}")
         xs = [None if x is None else x.astype(self.dtype) for x in xs]
+        conds = list(adarms_cond) if adarms_cond is not None else [None] * len(xs)
         ks, vs = [], []
         for layer in range(self.configs[0].depth):
             cache = None if kv_cache is None else (kv_cache[0][layer], kv_cache[1][layer])
-            xs, (k, v) = self.layers.block(xs, layer, positions, mask, cache, cache_index, record_attention)
+            xs, (k, v) = self.layers.block(xs, conds, layer, positions, mask, cache, cache_index, record_attention)
             ks.append(k)
             vs.append(v)
-        outs = [None if x is None else getattr(self, "final_norm" + _suffix(i))(x) for i, x in enumerate(xs)]
+        outs = [
+            None if x is None else getattr(self, "final_norm" + _suffix(i))(x, None, cond)[0]  # final gate unused
+            for i, (x, cond) in enumerate(zip(xs, conds))
+        ]
         return outs, (jnp.stack(ks), jnp.stack(vs))

@@ -25,6 +25,7 @@ from flax import nnx
 # (output name, max abs error, tolerance). Imported lazily so each checker stays optional.
 CHECKERS: dict[str, str] = {
     "pi0": "pi0lite.parity_pi0:check_pi0",
+    "pi05": "pi0lite.parity_pi0:check_pi0",
     "fast": "pi0lite.parity_fast:check_pi0fast",
 }
 

@@ -54,6 +54,7 @@ def config_from_reference(ref: dict) -> Pi0Config:
         action_expert=_gemma(ref, "_1"),
         vision=_vision(ref, image_size),
         dtype=meta["config"].get("dtype", "float32"),
+        pi05=bool(meta["config"].get("pi05", False)),
     )
 
 
@@ -78,10 +79,14 @@ def _loss_pass(model, obs, actions, noise, time):
     ar = jnp.concatenate([prefix_ar, suffix_ar])
     attn_mask = make_attn_mask(input_mask, ar)
     positions = make_positions(input_mask)
-    (_, suffix_out), _ = model.PaliGemma["llm"]([prefix, suffix], positions=positions, mask=attn_mask)
+    cond = model.adarms_cond(time)
+    (_, suffix_out), _ = model.PaliGemma["llm"](
+        [prefix, suffix], positions=positions, mask=attn_mask, adarms_cond=[None, cond]
+    )
     v_t = model.action_out_proj(suffix_out[:, -actions.shape[1] :])
     loss = model.compute_loss(jax.random.key(0), obs, actions, noise=noise, time=time)
-    return dict(
+    extra = {} if cond is None else {"adarms_cond": cond}
+    return extra | dict(
         prefix_tokens=prefix, prefix_mask=prefix_mask, prefix_ar_mask=prefix_ar,
         suffix_tokens=suffix, suffix_mask=suffix_mask, suffix_ar_mask=suffix_ar,
         attn_mask=attn_mask, positions=positions, x_t=x_t, u_t=noise - actions,
@@ -106,9 +111,12 @@ def build_reference_model(ref: dict):
 
 
 def check_pi0(ref: dict) -> list[tuple[str, float, float]]:
+    """pi0 and pi0.5 reference files (pi0.5's stores a subset of the prefix tokens)."""
     model, obs = build_reference_model(ref)
     ours = _loss_pass(model, obs, jnp.asarray(ref["in/actions"]), jnp.asarray(ref["in/noise"]), jnp.asarray(ref["in/time"]))
     ours["sample_actions"] = _sample(model, obs, jnp.asarray(ref["in/sample_noise"]), num_steps=int(json.loads(str(ref["meta/json"])).get("num_steps", 10)))
+    if "out/prefix_tokens_sel" in ref:  # pi0.5 file: every 4th image token and all text tokens
+        ours["prefix_tokens_sel"] = ours.pop("prefix_tokens")[:, ref["out/prefix_tokens_sel_index"]]
     rows = []
     for name, value in ours.items():
         expected = ref[f"out/{name}"]

@@ -5,7 +5,8 @@ w prefix (VLM) width · a action-expert width · l layers · k kv heads · e hea
 
 Token layout (openpi):
   prefix = [image tokens of each camera, in ``config.image_keys`` order] + [prompt tokens]   (ar 0)
-  suffix = [state token] (ar 1) + [H action tokens, each mixed with the time embedding]  (ar 1, 0…)
+  pi0    suffix = [state token] (ar 1) + [H action tokens, each mixed with the time embedding]  (ar 1, 0…)
+  pi0.5  suffix = [H action tokens] (ar 1, 0…); the time drives the action expert's adaRMS norms
 Time convention (see ``pi0lite.flow``): t = 1 is noise, t = 0 is data.
 """
 
@@ -36,13 +37,19 @@ class Pi0(nnx.Module):
     def __init__(self, config: Pi0Config, *, rngs: nnx.Rngs):
         self.config = config
         pg, ax = config.paligemma, config.action_expert
-        llm = Gemma([pg, ax], vocab_size=config.vocab_size, rngs=rngs, dtype=config.dtype)
+        llm = Gemma(
+            [pg, ax], vocab_size=config.vocab_size, rngs=rngs, dtype=config.dtype, adarms=(False, config.pi05)
+        )
         img = SigLIP(config.vision, pg.width, rngs=rngs)
         self.PaliGemma = nnx.Dict(llm=llm, img=img)
-        self.state_proj = nnx.Linear(config.action_dim, ax.width, rngs=rngs)
         self.action_in_proj = nnx.Linear(config.action_dim, ax.width, rngs=rngs)
-        self.action_time_mlp_in = nnx.Linear(2 * ax.width, ax.width, rngs=rngs)
-        self.action_time_mlp_out = nnx.Linear(ax.width, ax.width, rngs=rngs)
+        if config.pi05:
+            self.time_mlp_in = nnx.Linear(ax.width, ax.width, rngs=rngs)
+            self.time_mlp_out = nnx.Linear(ax.width, ax.width, rngs=rngs)
+        else:
+            self.state_proj = nnx.Linear(config.action_dim, ax.width, rngs=rngs)
+            self.action_time_mlp_in = nnx.Linear(2 * ax.width, ax.width, rngs=rngs)
+            self.action_time_mlp_out = nnx.Linear(ax.width, ax.width, rngs=rngs)
         self.action_out_proj = nnx.Linear(ax.width, config.action_dim, rngs=rngs)
 
     # --- embeddings ----------------------------------------------------------------------
@@ -64,18 +71,31 @@ class Pi0(nnx.Module):
     def embed_suffix(
         self, obs: Observation, x_t: Float[Array, "b h d"], time: Float[Array, "b"]
     ) -> tuple[Float[Array, "b q a"], Bool[Array, "b q"], Bool[Array, "q"]]:
-        """State token, then H action tokens ``MLP([action_in_proj(x_t), sincos(t)])``."""
+        """pi0: state token, then H action tokens ``MLP([action_in_proj(x_t), sincos(t)])``.
+
+        pi0.5: H action tokens ``action_in_proj(x_t)`` only (see ``adarms_cond`` for the time).
+        """
         cfg = self.config
-        state = pad_to_dim(obs.state.astype(jnp.float32), cfg.action_dim)
-        state_token = self.state_proj(state)[:, None, :]  # [b, 1, a]
         action_tokens = self.action_in_proj(x_t)  # [b, h, a]
-        time_emb = flow.posemb_sincos(time, cfg.action_expert.width)  # [b, a]
-        time_tokens = jnp.broadcast_to(time_emb[:, None, :], action_tokens.shape)
-        mixed = jnp.concatenate([action_tokens, time_tokens], axis=-1)  # [b, h, 2a]
-        mixed = self.action_time_mlp_out(nnx.swish(self.action_time_mlp_in(mixed)))
-        tokens = jnp.concatenate([state_token, mixed], axis=1)
+        if cfg.pi05:
+            tokens = action_tokens
+        else:
+            state = pad_to_dim(obs.state.astype(jnp.float32), cfg.action_dim)
+            state_token = self.state_proj(state)[:, None, :]  # [b, 1, a]
+            time_emb = flow.posemb_sincos(time, cfg.action_expert.width)  # [b, a]
+            time_tokens = jnp.broadcast_to(time_emb[:, None, :], action_tokens.shape)
+            mixed = jnp.concatenate([action_tokens, time_tokens], axis=-1)  # [b, h, 2a]
+            mixed = self.action_time_mlp_out(nnx.swish(self.action_time_mlp_in(mixed)))
+            tokens = jnp.concatenate([state_token, mixed], axis=1)
         input_mask = jnp.ones(tokens.shape[:2], bool)
-        return tokens, input_mask, jnp.asarray(suffix_ar_mask(cfg.action_horizon))
+        return tokens, input_mask, jnp.asarray(suffix_ar_mask(cfg.action_horizon, pi05=cfg.pi05))
+
+    def adarms_cond(self, time: Float[Array, "b"]) -> Float[Array, "b a"] | None:
+        """pi0.5: ``swish(time_mlp_out(swish(time_mlp_in(sincos(t)))))``, the adaRMS condition; pi0: None."""
+        if not self.config.pi05:
+            return None
+        emb = flow.posemb_sincos(time, self.config.action_expert.width)
+        return nnx.swish(self.time_mlp_out(nnx.swish(self.time_mlp_in(emb))))
 
     # --- one joint pass ------------------------------------------------------------------
 
@@ -92,6 +112,7 @@ class Pi0(nnx.Module):
             positions=make_positions(input_mask),
             mask=make_attn_mask(input_mask, ar_mask),
             record_attention=record_attention,
+            adarms_cond=[None, self.adarms_cond(time)],
         )
         v_t = self.action_out_proj(suffix_out[:, -self.config.action_horizon :].astype(jnp.float32))
         return v_t, prefix_out
@@ -159,7 +180,9 @@ class Pi0(nnx.Module):
         prefix_cols = jnp.broadcast_to(prefix_mask[:, None, :], (b, q, prefix_mask.shape[1]))
         mask = jnp.concatenate([prefix_cols, make_attn_mask(suffix_mask, suffix_ar)], axis=-1)
         positions = jnp.sum(prefix_mask, axis=-1, keepdims=True) + make_positions(suffix_mask)
-        (_, suffix_out), _ = self.PaliGemma["llm"]([None, suffix], positions=positions, mask=mask, kv_cache=kv_cache)
+        (_, suffix_out), _ = self.PaliGemma["llm"](
+            [None, suffix], positions=positions, mask=mask, kv_cache=kv_cache, adarms_cond=[None, self.adarms_cond(time)]
+        )
         return self.action_out_proj(suffix_out[:, -self.config.action_horizon :].astype(jnp.float32))
 
     def sample_actions(

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pi0lite.config import OPENPI_DUMMY, PI0, TINY, GemmaConfig, Pi0Config, VisionConfig
+from pi0lite.config import OPENPI_DUMMY, PI0, PI05, TINY, GemmaConfig
 
 
 def test_presets_are_frozen_and_keyword_only():
@@ -48,9 +48,14 @@ def test_experts_must_share_attention_shape():
         TINY.replace(image_keys=("a", "a"))
 
 
-def test_real_pi0_parameter_count_without_allocation():
+@pytest.mark.parametrize("cfg, total", [(PI0, 3_238_048_528), (PI05, 3_353_433_872)])
+def test_real_parameter_counts_without_allocation(cfg, total):
     from pi0lite.pi0 import Pi0
 
-    abstract = nnx.eval_shape(lambda: Pi0(PI0, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: Pi0(cfg, rngs=nnx.Rngs(0)))
     leaves = jax.tree.leaves(nnx.state(abstract, nnx.Param))
-    assert sum(int(np.prod(x.shape)) for x in leaves) == 3_238_048_528
+    assert sum(int(np.prod(x.shape)) for x in leaves) == total
+
+
+def test_pi05_suffix_has_no_state_token():
+    assert OPENPI_DUMMY.replace(pi05=True).suffix_len == OPENPI_DUMMY.action_horizon

@@ -74,6 +74,14 @@ def test_parity_with_openpi_pi0(parity_dir, capsys):
     assert "parity ok: 14 outputs" in out
 
 
-def test_unsupported_model_exits_2(parity_dir, capsys):
-    assert openpi.main(["check", str(parity_dir / "pi05_seed0.npz")]) == 2
-    assert "not supported yet" in capsys.readouterr().out
+def test_parity_with_openpi_pi05(parity_dir, capsys):
+    code = openpi.main(["check", str(parity_dir / "pi05_seed0.npz")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "adarms_cond" in out and "parity ok: 15 outputs" in out
+
+
+def test_unsupported_model_exits_2(tmp_path, capsys):
+    np.savez(tmp_path / "x.npz", **{"meta/json": np.array('{"model": "pi7"}')})
+    assert openpi.main(["check", str(tmp_path / "x.npz")]) == 2
+    assert "not supported yet: model 'pi7'" in capsys.readouterr().out

@@ -122,3 +122,16 @@ def test_bad_actions_raise_clear_errors(model):
         model.compute_loss(jax.random.key(0), obs, bad)
     with pytest.raises(ValueError, match="noise must have shape"):
         model.sample_actions(jax.random.key(0), obs, noise=jnp.zeros((B, 3, 4)))
+
+
+def test_pi05_cached_sampling_equals_uncached():
+    cfg = TINY.replace(pi05=True)
+    model = Pi0(cfg, rngs=nnx.Rngs(0))
+    # adaRMS starts at zero (branches switched off); perturb it so the check means something
+    for norm in (model.PaliGemma["llm"].layers.pre_attention_norm_1, model.PaliGemma["llm"].layers.pre_ffw_norm_1):
+        norm.Dense_0.kernel[...] = 0.1 * jax.random.normal(jax.random.key(7), norm.Dense_0.kernel.shape)
+    obs = make_obs()
+    noise = jax.random.normal(jax.random.key(1), (B, cfg.action_horizon, cfg.action_dim))
+    suffix, _, ar = model.embed_suffix(obs, noise, jnp.ones(B))
+    assert suffix.shape[1] == cfg.action_horizon and ar.tolist() == [True] + [False] * (cfg.action_horizon - 1)
+    np.testing.assert_allclose(sample(model, obs, noise, True), sample(model, obs, noise, False), atol=1e-5)
