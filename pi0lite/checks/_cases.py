@@ -21,13 +21,15 @@ import numpy as np
 class Case:
     """One named check case: ``args`` go to the student's function, ``expected`` is the reference.
 
-    ``mistakes`` maps a hint to the output a known wrong implementation would give on this case.
+    ``mistakes`` maps a hint to the output a known wrong implementation would give on this case;
+    it may be a zero-argument function returning that dict, evaluated only when the answer is
+    wrong (so a correct answer never pays for computing the mutants).
     """
 
     name: str
     args: tuple
     expected: Any
-    mistakes: dict[str, Any] = field(default_factory=dict)
+    mistakes: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)
     atol: float = 1e-5
     rtol: float = 1e-5
 
@@ -67,8 +69,11 @@ def compare(
     """Raise ``AssertionError`` unless ``got`` matches ``case.expected`` (dtype kind, shape, values)."""
     expected = np.asarray(case.expected)
     got_arr = _as_array(got, "the result", case.name, fn_name)
+    if _matches(got_arr, expected, case.atol, case.rtol) and got_arr.dtype.kind == expected.dtype.kind:
+        return  # the common case: right answer, no hint needed
     hint = generic_hint
-    for mistake_hint, wrong in case.mistakes.items():
+    mistakes = case.mistakes() if callable(case.mistakes) else case.mistakes
+    for mistake_hint, wrong in mistakes.items():
         if _matches(got_arr, wrong, case.atol, case.rtol):
             hint = mistake_hint
             break

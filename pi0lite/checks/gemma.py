@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pi0lite.checks._cases import Case, random_normal, run_cases
+from pi0lite.checks._cases import Case, compare, random_normal, run_cases
 from pi0lite.masks import MASK_VALUE
 
 __all__ = ["check_rms_norm", "check_rope", "check_attention", "check_geglu"]
@@ -165,7 +165,7 @@ def check_rms_norm(fn: Callable) -> None:
             name=name,
             args=(jnp.asarray(x), jnp.asarray(s)),
             expected=_rms_norm(x, s),
-            mistakes=_rms_mistakes(x, s),
+            mistakes=lambda x=x, s=s: _rms_mistakes(x, s),
             atol=1e-5,
             rtol=1e-4,
         )
@@ -193,7 +193,7 @@ def check_rope(fn: Callable) -> None:
             name=name,
             args=(jnp.asarray(x), jnp.asarray(p)),
             expected=_rope(x, p),
-            mistakes=_rope_mistakes(x, p),
+            mistakes=lambda x=x, p=p: _rope_mistakes(x, p),
             atol=2e-4,
             rtol=1e-4,
         )
@@ -230,7 +230,7 @@ def _attention_cases() -> list[Case]:
                 name=name,
                 args=(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(mask)),
                 expected=reference_attention(q, k, v, mask),
-                mistakes=_attention_mistakes(q, k, v, mask),
+                mistakes=lambda q=q, k=k, v=v, mask=mask: _attention_mistakes(q, k, v, mask),
                 atol=1e-4,
                 rtol=1e-4,
             )
@@ -238,31 +238,28 @@ def _attention_cases() -> list[Case]:
     return cases
 
 
-def check_attention(fn: Callable) -> None:
-    """Exercise 3.3: ``fn(q [b,t,n,h], k [b,s,k,h], v [b,s,k,h], mask bool[b,t,s]) -> [b,t,n,h]``."""
-    cases = _attention_cases()
-    for case in cases:
-        got = None
-        try:
-            got = np.asarray(fn(*case.args))
-        except NotImplementedError:
-            raise
-        except Exception:  # noqa: BLE001 - run_cases below reports the crash properly
-            break
-        if got.shape == np.shape(case.expected) and np.isnan(got).any():
-            raise AssertionError(
-                f"attention, case '{case.name}': your output contains NaN (first at index "
-                f"{tuple(int(i) for i in np.argwhere(np.isnan(got))[0])}).\nHint: fill masked logits "
-                "with the finite pi0lite.masks.MASK_VALUE, not -inf: a fully masked (padding) row "
-                "of -inf gives softmax 0/0 = NaN."
-            )
-    run_cases(
-        "attention",
-        fn,
-        cases,
+def _compare_attention(fn_name: str, case: Case, got) -> None:
+    """A NaN gets its own message: it is the signature of filling masked logits with -inf."""
+    got_arr = np.asarray(got)
+    if got_arr.shape == np.shape(case.expected) and got_arr.dtype.kind == "f" and np.isnan(got_arr).any():
+        first = tuple(int(i) for i in np.argwhere(np.isnan(got_arr))[0])
+        raise AssertionError(
+            f"{fn_name}, case '{case.name}': your output contains NaN (first at index {first}).\n"
+            "Hint: fill masked logits with the finite pi0lite.masks.MASK_VALUE, not -inf: a fully "
+            "masked (padding) row of -inf gives softmax 0/0 = NaN."
+        )
+    compare(
+        fn_name,
+        case,
+        got,
         generic_hint="logits = q·k/√h per (query head, kv head n // g); where(mask, logits, MASK_VALUE); "
         "softmax over keys; then probs · v.",
     )
+
+
+def check_attention(fn: Callable) -> None:
+    """Exercise 3.3: ``fn(q [b,t,n,h], k [b,s,k,h], v [b,s,k,h], mask bool[b,t,s]) -> [b,t,n,h]``."""
+    run_cases("attention", fn, _attention_cases(), compare_fn=_compare_attention)
 
 
 def check_geglu(fn: Callable) -> None:
@@ -275,7 +272,7 @@ def check_geglu(fn: Callable) -> None:
                 name=f"random b={b} t={t} d={d} f={f}",
                 args=(jnp.asarray(x), jnp.asarray(wg), jnp.asarray(wl)),
                 expected=_geglu(x, wg, wl),
-                mistakes=_geglu_mistakes(x, wg, wl),
+                mistakes=lambda x=x, wg=wg, wl=wl: _geglu_mistakes(x, wg, wl),
                 atol=1e-4,
                 rtol=1e-4,
             )

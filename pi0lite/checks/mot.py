@@ -50,17 +50,21 @@ def _mot_case(name: str, seed: int, lengths: Sequence[int], heads=2, kv=1, h=4, 
     qs = [random_normal(seed + 3 * i, (b, t, heads, h)) for i, t in enumerate(lengths)]
     ks = [random_normal(seed + 3 * i + 1, (b, t, kv, h)) for i, t in enumerate(lengths)]
     vs = [random_normal(seed + 3 * i + 2, (b, t, kv, h)) for i, t in enumerate(lengths)]
-    mistakes = {
-        "The experts share ONE attention: concatenate all q/k/v along the token axis first "
-        "(einops.pack(qs, 'b * n h')) so prefix and suffix tokens can attend to each other.": _joint(
-            qs, ks, vs, mask, separate=True
-        ),
-    }
-    if len(lengths) > 1:
-        mistakes[
-            "Keep the expert order: expert 0 (prefix) first, then expert 1 — the mask and the "
-            "positions are built for that order; unpack with the same packed shapes."
-        ] = _joint(qs, ks, vs, mask, reverse=True)
+
+    def mistakes():  # computed only for a wrong answer
+        found = {
+            "The experts share ONE attention: concatenate all q/k/v along the token axis first "
+            "(einops.pack(qs, 'b * n h')) so prefix and suffix tokens can attend to each other.": _joint(
+                qs, ks, vs, mask, separate=True
+            ),
+        }
+        if len(lengths) > 1:
+            found[
+                "Keep the expert order: expert 0 (prefix) first, then expert 1 — the mask and the "
+                "positions are built for that order; unpack with the same packed shapes."
+            ] = _joint(qs, ks, vs, mask, reverse=True)
+        return found
+
     args = ([jnp.asarray(a) for a in qs], [jnp.asarray(a) for a in ks], [jnp.asarray(a) for a in vs], jnp.asarray(mask))
     return Case(name=name, args=args, expected=_joint(qs, ks, vs, mask), mistakes=mistakes, atol=1e-4, rtol=1e-4)
 
@@ -88,7 +92,7 @@ def _compare_list(fn_name: str, case: Case, got) -> None:
             name=f"{case.name}, expert {i}",
             args=case.args,
             expected=e,
-            mistakes={hint: wrong[i] for hint, wrong in case.mistakes.items()},
+            mistakes=lambda i=i: {hint: wrong[i] for hint, wrong in case.mistakes().items()},
             atol=case.atol,
             rtol=case.rtol,
         )
