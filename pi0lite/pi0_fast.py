@@ -130,6 +130,10 @@ class Pi0Fast(nnx.Module):
         L = self.config.max_token_len
         ids, ids_mask = pad_prompt(obs.tokenized_prompt, obs.tokenized_prompt_mask, L)
         ar = getattr(obs, "token_ar_mask", None)
+        for name in ("token_ar_mask", "token_loss_mask"):
+            value = getattr(obs, name, None)
+            if value is not None and tuple(value.shape) != tuple(obs.tokenized_prompt.shape):
+                raise ValueError(f"{name} shape {tuple(value.shape)} must equal tokenized_prompt shape {tuple(obs.tokenized_prompt.shape)}")
         ar = jnp.zeros(ids.shape, jnp.int32) if ar is None else jnp.pad(jnp.asarray(ar, jnp.int32), ((0, 0), (0, L - ar.shape[1])))
         tokens.append(self.llm.embedder.encode(ids).astype(self.llm.dtype))
         masks.append(ids_mask)
@@ -210,6 +214,8 @@ class Pi0Fast(nnx.Module):
         """
         import numpy as np
 
+        if prompt.text.eos_id != self.config.eos_id:
+            raise ValueError(f"the text tokenizer's eos_id ({prompt.text.eos_id}) differs from config.eos_id ({self.config.eos_id})")
         tokens = self.generate(key, obs, max_steps=max_steps, temperature=temperature, **kwargs)
         actions, valid = prompt.extract_actions(np.asarray(tokens), zero_invalid=zero_invalid)
         return actions, valid, tokens
