@@ -223,19 +223,16 @@ def build() -> Notebook:
     )
     nb.md(
         """
-        The package does the same inside `Pi0.velocity_cached`. One cached step gives the same
-        velocity as a full pass, and cached sampling gives the same actions as uncached sampling:
+        The package does the same inside `Pi0.velocity_cached`; `Pi0.fill_prefix_cache` runs the
+        prefix once and returns every layer's keys and values (we only look at their shapes here,
+        with `nnx.eval_shape`, which traces without computing). Cached sampling must give the same
+        actions as sampling that recomputes the whole sequence at every step:
         """
     )
     nb.code(
         """
-        kv_cache, cached_prefix_mask = nnx.jit(lambda m, o: m.fill_prefix_cache(o))(model, obs)
-        print("cached keys [depth, b, P, k, h]:", kv_cache[0].shape)
-        x_half, t_half = trajectory[5], jnp.full(2, 0.5)
-        velocity_cached = nnx.jit(lambda m, o, kv, pm, x, t: m.velocity_cached(o, kv, pm, x, t))
-        v_cached = velocity_cached(model, obs, kv_cache, cached_prefix_mask, x_half, t_half)
-        v_full = velocity(model, obs, x_half, t_half)
-        np.testing.assert_allclose(v_cached, v_full, atol=1e-5)
+        kv_shapes, _ = nnx.eval_shape(lambda m, o: m.fill_prefix_cache(o), model, obs)
+        print("cached keys and values [depth, b, P, k, h]:", kv_shapes[0].shape, kv_shapes[1].shape)
 
         sample_uncached = nnx.jit(lambda m, o, noise: m.sample_actions(None, o, noise=noise, use_cache=False))
         uncached = sample_uncached(model, obs, noise)
