@@ -17,9 +17,10 @@ the accepted range (the fitted range plus a headroom of one span on each side, t
 ``encode`` accepts). Invalid chunks are decoded best-effort (coefficients truncated or
 zero-padded to ``h·d``) unless ``zero_invalid=True``.
 
-Two alphabets (see :mod:`pi0lite.fast_bpe`): ``"bytes"`` (default, safe) and ``"reference"``
-(reproduces the reference processor's ids exactly, including its coverage hole, which decode
-then flags as invalid instead of returning garbage).
+Alphabets (see :mod:`pi0lite.fast_bpe`): ``"bytes"`` (default, safe, fewest tokens),
+``"reference"`` (reproduces the reference processor's ids exactly, including its coverage hole,
+which decode then flags as invalid instead of returning garbage) and ``"bytes_v1"`` (the safe
+default of saved format version 1; files of that version load with it).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from tokenizers import Tokenizer
 
 from pi0lite import fast_bpe
 
-FORMAT_VERSION = 1
+#: 2: ``"bytes"`` is the compact code of :mod:`pi0lite.fast_bpe`; version-1 ``"bytes"`` files
+#: (plain zigzag characters, all 256 byte symbols) load as ``"bytes_v1"``.
+FORMAT_VERSION = 2
 CONFIG_FILE = "fast_config.json"
 TOKENIZER_FILE = "tokenizer.json"
 #: Normalised (quantile) actions sit in roughly [-1, 1]; beyond this we warn once.
@@ -67,6 +70,17 @@ class FastConfig:
         """Accepted coefficient range: the fitted one widened by one span on each side."""
         lo = self.min_token if self.alphabet == "reference" else self.min_token - self.headroom
         return lo, self.max_token + self.headroom
+
+    @property
+    def radix(self) -> int:
+        """``"bytes"``: continuation bytes per position of the rare-code characters."""
+        return fast_bpe.rare_radix(*self.bounds)
+
+    def to_code_points(self, q: np.ndarray) -> np.ndarray:
+        return fast_bpe.to_code_points(q, self.alphabet, self.min_token, self.radix)
+
+    def from_code_points(self, c: np.ndarray) -> np.ndarray:
+        return fast_bpe.from_code_points(c, self.alphabet, self.min_token, self.radix)
 
 
 def dct_quantise(actions: Float[np.ndarray, "b h d"], scale: float) -> Int[np.ndarray, "b f d"]:
@@ -131,16 +145,19 @@ class FastTokenizer:
                 f"vocab_size ({vocab_size}) is too small for the coefficient span {hi - lo} "
                 f"(min {lo}, max {hi}); raise vocab_size, lower scale or normalise the actions"
             )
-        code_lo, code_hi = config.bounds
-        if max(abs(code_lo), abs(code_hi)) * 2 + 1 > fast_bpe.MAX_CODE_POINT:
+        if config.to_code_points(np.array(config.bounds)).max() > fast_bpe.MAX_CODE_POINT:
             raise ValueError(
                 f"quantised coefficients span [{lo}, {hi}]: too wide for a character alphabet; "
                 f"lower scale (={scale}) or normalise the actions (max |x| = {np.abs(x).max():.3g})"
             )
         tok = cls(config, fast_bpe.new_tokenizer(alphabet))
         tok._maybe_warn(x, stacklevel=3)
-        codes = fast_bpe.to_code_points(q.reshape(len(q), -1), alphabet, lo)
-        tok.bpe = fast_bpe.train_bpe(fast_bpe.rows_to_strings(codes), alphabet=alphabet, vocab_size=vocab_size, span=hi - lo)
+        codes = config.to_code_points(q.reshape(len(q), -1))
+        if alphabet == "reference":
+            initial = fast_bpe.initial_alphabet(alphabet, lo, hi, min_token=lo)
+        else:  # every integer that encode accepts
+            initial = fast_bpe.initial_alphabet(alphabet, *config.bounds, min_token=lo, radix=config.radix)
+        tok.bpe = fast_bpe.train_bpe(fast_bpe.rows_to_strings(codes), alphabet=alphabet, vocab_size=vocab_size, initial=initial)
         return tok
 
     # --- encode ----------------------------------------------------------------------------
@@ -180,7 +197,7 @@ class FastTokenizer:
     def encode(self, chunks) -> list[list[int]]:
         """``[b, h, d]`` chunks -> ``b`` lists of token ids (variable length)."""
         q = self._quantise(chunks)
-        codes = fast_bpe.to_code_points(q.reshape(len(q), -1), self.config.alphabet, self.config.min_token)
+        codes = self.config.to_code_points(q.reshape(len(q), -1))
         strings = fast_bpe.rows_to_strings(codes)
         # encode_batch_fast (tokenizers >= 0.21) skips the offsets we do not need
         encode_batch = getattr(self.bpe, "encode_batch_fast", self.bpe.encode_batch)
@@ -219,9 +236,10 @@ class FastTokenizer:
             seqs = [row[row >= 0].tolist() for row in rows]
         strings = self.bpe.decode_batch(seqs, skip_special_tokens=False) if b else []
         codes, lengths = fast_bpe.strings_to_code_points(strings)
-        q = fast_bpe.from_code_points(codes, c.alphabet, c.min_token)
+        q = c.from_code_points(codes)
         lo, hi = c.bounds
         valid &= (lengths == n) & _segment_all((q >= lo) & (q <= hi), lengths)
+        q = np.where(q == fast_bpe.NOT_A_CODE, 0, q)  # a character no integer maps to: best effort 0
         out = np.zeros((b, n), np.int64)
         exact = lengths == n
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
@@ -249,8 +267,10 @@ class FastTokenizer:
         if not (path / CONFIG_FILE).is_file() or not (path / TOKENIZER_FILE).is_file():
             raise ValueError(f"{path} is not a saved FastTokenizer (needs {CONFIG_FILE} and {TOKENIZER_FILE})")
         raw = json.loads((path / CONFIG_FILE).read_text())
-        if raw.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path / CONFIG_FILE}: version {raw.get('version')!r}, expected {FORMAT_VERSION}")
+        if raw.get("version") not in (1, FORMAT_VERSION):
+            raise ValueError(f"{path / CONFIG_FILE}: version {raw.get('version')!r}, expected 1 or {FORMAT_VERSION}")
+        if raw["version"] == 1:  # same behaviour, today's names
+            raw = {**raw, "version": FORMAT_VERSION, "alphabet": {"bytes": "bytes_v1"}.get(raw["alphabet"], raw["alphabet"])}
         return cls(FastConfig(**raw), Tokenizer.from_file(str(path / TOKENIZER_FILE)))
 
     # --- helpers ---------------------------------------------------------------------------
