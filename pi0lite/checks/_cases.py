@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -117,7 +118,9 @@ def run_cases(
         raise AssertionError(f"{fn_name}: expected a function, got {type(fn).__name__}")
     for case in cases:
         try:
-            got = fn(*case.args)
+            # GPUs default to TF32 matmuls (~1e-3 relative error); checks compare float32 results
+            with jax.default_matmul_precision("highest"):
+                got = fn(*case.args)
         except NotImplementedError:
             raise
         except Exception as err:  # noqa: BLE001 - report the student's crash with the case name

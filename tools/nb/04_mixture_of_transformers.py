@@ -40,6 +40,7 @@ def build() -> Notebook:
         from pi0lite.masks import make_attn_mask, make_positions, prefix_ar_mask, suffix_ar_mask
 
         np.set_printoptions(precision=3, suppress=True)  # print arrays rounded
+        jax.config.update("jax_default_matmul_precision", "highest")  # float32 matmuls on GPUs too (not TF32)
         vlm_cfg, action_cfg = TINY.paligemma, TINY.action_expert
         print("VLM expert:   ", vlm_cfg)
         print("action expert:", action_cfg)
@@ -186,8 +187,8 @@ def build() -> Notebook:
         (prefix_b, suffix_b), _ = model([prefix_x, other_suffix], positions=positions, mask=mask)
         (prefix_alone, _), _ = model([prefix_x, None], positions=positions[:, :6], mask=mask[:, :6, :6])
 
-        np.testing.assert_allclose(prefix_a, prefix_b, atol=1e-6)  # suffix changed → prefix identical
-        np.testing.assert_allclose(prefix_a, prefix_alone, atol=1e-5)  # prefix alone → same prefix
+        np.testing.assert_allclose(prefix_a, prefix_b, atol=1e-5)  # suffix changed → prefix unchanged
+        np.testing.assert_allclose(prefix_a, prefix_alone, atol=1e-4)  # prefix alone → same prefix
         print("max |Δ prefix| when the suffix changes:", round(float(jnp.abs(prefix_a - prefix_b).max()), 6))
         print("max |Δ suffix| when the suffix changes:", round(float(jnp.abs(suffix_a - suffix_b).max()), 3))
         """

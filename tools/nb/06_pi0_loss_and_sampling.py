@@ -42,6 +42,7 @@ def build() -> Notebook:
         from pi0lite.pi0 import Observation, Pi0
 
         np.set_printoptions(precision=3, suppress=True)  # print arrays rounded
+        jax.config.update("jax_default_matmul_precision", "highest")  # float32 matmuls on GPUs too (not TF32)
         cfg = TINY
         model = Pi0(cfg, rngs=nnx.Rngs(0))
         print(f"action_horizon H={cfg.action_horizon}, action_dim D={cfg.action_dim}, "
@@ -236,8 +237,8 @@ def build() -> Notebook:
 
         sample_uncached = nnx.jit(lambda m, o, noise: m.sample_actions(None, o, noise=noise, use_cache=False))
         uncached = sample_uncached(model, obs, noise)
-        np.testing.assert_allclose(sampled, uncached, atol=1e-5)
-        print("cached and uncached sampling agree: max |Δ| <", 1e-5)
+        np.testing.assert_allclose(sampled, uncached, atol=1e-4)
+        print("cached and uncached sampling agree: max |Δ| <", 1e-4)
         """
     )
     nb.md(
