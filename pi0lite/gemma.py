@@ -16,7 +16,6 @@ layout); the forward pass walks the layers with a plain Python loop, which reads
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import einops
@@ -26,6 +25,7 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
 from pi0lite.config import GemmaConfig
+from pi0lite.init import fan_in_normal, normal
 from pi0lite.masks import MASK_VALUE
 from pi0lite.norms import RMSNorm, make_norm, rms_norm  # noqa: F401  (rms_norm re-exported)
 
@@ -71,8 +71,7 @@ def gelu_tanh(x):
 
 # --- parameter holders ---------------------------------------------------------------------
 
-def _init(rngs: nnx.Rngs, shape: tuple[int, ...], fan_in: int) -> nnx.Param:
-    return nnx.Param(jax.random.normal(rngs.params(), shape, jnp.float32) / math.sqrt(fan_in))
+_init = fan_in_normal
 
 
 class Einsum(nnx.Module):
@@ -98,7 +97,7 @@ class Embedder(nnx.Module):
     """Token embedding shared with the output logits (tied): encode scales by ``sqrt(d)``."""
 
     def __init__(self, vocab_size: int, width: int, *, rngs: nnx.Rngs):
-        self.input_embedding = nnx.Param(0.01 * jax.random.normal(rngs.params(), (vocab_size, width)))
+        self.input_embedding = nnx.Param(normal(rngs.params(), (vocab_size, width), std=0.01))
 
     def encode(self, ids: Int[Array, "b t"]) -> Float[Array, "b t d"]:
         table = self.input_embedding[...]

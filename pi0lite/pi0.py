@@ -20,6 +20,7 @@ from jaxtyping import Array, Bool, Float
 from pi0lite import flow
 from pi0lite.config import Pi0Config
 from pi0lite.gemma import Gemma, KVCache
+from pi0lite.init import linear
 from pi0lite.masks import make_attn_mask, make_positions, prefix_ar_mask, suffix_ar_mask
 from pi0lite.observation import (
     Observation,
@@ -42,15 +43,15 @@ class Pi0(nnx.Module):
         )
         img = SigLIP(config.vision, pg.width, rngs=rngs)
         self.PaliGemma = nnx.Dict(llm=llm, img=img)
-        self.action_in_proj = nnx.Linear(config.action_dim, ax.width, rngs=rngs)
+        self.action_in_proj = linear(config.action_dim, ax.width, rngs=rngs)
         if config.pi05:
-            self.time_mlp_in = nnx.Linear(ax.width, ax.width, rngs=rngs)
-            self.time_mlp_out = nnx.Linear(ax.width, ax.width, rngs=rngs)
+            self.time_mlp_in = linear(ax.width, ax.width, rngs=rngs)
+            self.time_mlp_out = linear(ax.width, ax.width, rngs=rngs)
         else:
-            self.state_proj = nnx.Linear(config.action_dim, ax.width, rngs=rngs)
-            self.action_time_mlp_in = nnx.Linear(2 * ax.width, ax.width, rngs=rngs)
-            self.action_time_mlp_out = nnx.Linear(ax.width, ax.width, rngs=rngs)
-        self.action_out_proj = nnx.Linear(ax.width, config.action_dim, rngs=rngs)
+            self.state_proj = linear(config.action_dim, ax.width, rngs=rngs)
+            self.action_time_mlp_in = linear(2 * ax.width, ax.width, rngs=rngs)
+            self.action_time_mlp_out = linear(ax.width, ax.width, rngs=rngs)
+        self.action_out_proj = linear(ax.width, config.action_dim, rngs=rngs)
 
     # --- embeddings ----------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ LLM width. All image tokens are kept (no pooling). Block weights carry a leading
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +17,7 @@ from flax import nnx
 from jaxtyping import Array, Float
 
 from pi0lite.config import VisionConfig
+from pi0lite.init import fan_in_normal
 
 LN_EPS = 1e-6
 
@@ -30,8 +30,7 @@ def layer_norm(x: Float[Array, "... w"], scale, bias) -> Float[Array, "... w"]:
     return ((x32 - mean) * jax.lax.rsqrt(var + LN_EPS) * scale + bias).astype(x.dtype)
 
 
-def _normal(rngs, shape, fan_in):
-    return nnx.Param(jax.random.normal(rngs.params(), shape, jnp.float32) / math.sqrt(fan_in))
+_normal = fan_in_normal
 
 
 class Dense(nnx.Module):
@@ -109,9 +108,7 @@ class SigLIP(nnx.Module):
         self.cfg = cfg
         p, w = cfg.patch_size, cfg.width
         self.embedding = Dense((p, p, 3, w), (w,), p * p * 3, rngs=rngs)  # HWIO conv kernel
-        self.pos_embedding = nnx.Param(
-            jax.random.normal(rngs.params(), (1, cfg.num_patches, w), jnp.float32) / math.sqrt(w)
-        )
+        self.pos_embedding = _normal(rngs, (1, cfg.num_patches, w), w)
         self.Transformer = Encoder(cfg, rngs=rngs)
         self.head = Dense((w, out_width), (out_width,), w, rngs=rngs)
 
