@@ -1,0 +1,69 @@
+"""Toy-policy speed: train-step time (flow and MSE, batch 64) and per-replan latency at batch 1.
+
+    python benchmarks/bench_toy_train.py [--steps 50]
+
+Prints a table; run it on an idle machine for meaningful numbers (the toy recipe measured
+53-61 ms per flow step on 2 idle cores, ~100 ms on one busy core).
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from pi0lite import normalize
+from pi0lite.config import TINY
+from pi0lite.data import build_dataset, training_arrays
+from pi0lite.envs import toy
+from pi0lite.policy import Policy
+from pi0lite.text import WordTokenizer
+from pi0lite.train import TrainConfig, Trainable, make_optimizer, make_train_step
+
+
+def bench_train(arrays, mode, steps):
+    cfg = TrainConfig(mode=mode, steps=10_000)
+    trainable = Trainable(TINY, rngs=nnx.Rngs(0))
+    opt = nnx.Optimizer(trainable, make_optimizer(cfg), wrt=nnx.Param)
+    graphdef, state = nnx.split((trainable, opt))
+    step, data, key = make_train_step(graphdef, cfg), {k: jnp.asarray(v) for k, v in arrays.items()}, jax.random.key(0)
+    t0 = time.perf_counter()
+    state, m = step(state, data, key, jnp.int32(0))
+    jax.block_until_ready(m)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(1, steps + 1):
+        state, m = step(state, data, key, jnp.int32(i))
+    jax.block_until_ready(m)
+    return first, (time.perf_counter() - t0) / steps, trainable
+
+
+def bench_infer(policy, obs, reps=20):
+    policy.infer(obs["image"], obs["state"], obs["instruction"], jax.random.key(0))
+    t0 = time.perf_counter()
+    for i in range(reps):
+        policy.infer(obs["image"], obs["state"], obs["instruction"], jax.random.key(i))
+    return (time.perf_counter() - t0) / reps
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=50)
+    args = p.parse_args()
+    ds = build_dataset(100, seed=0)
+    tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
+    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    arrays = training_arrays(ds, tok, norm, max_token_len=TINY.max_token_len, action_dim=TINY.action_dim)
+    env = toy.BatchedToyEnv()
+    obs = env.reset(toy.sample_scenes(np.random.default_rng(0), 1))
+    print(f"{'mode':>6} {'first step (s)':>15} {'ms/step (b=64)':>15} {'ms/replan (b=1)':>16}")
+    for mode in ("flow", "mse"):
+        first, per_step, trainable = bench_train(arrays, mode, args.steps)
+        latency = bench_infer(Policy(trainable.pi0, norm, tok, mode=mode), obs)
+        print(f"{mode:>6} {first:15.1f} {1000 * per_step:15.1f} {1000 * latency:16.1f}")
+
+
+if __name__ == "__main__":
+    main()
