@@ -9,6 +9,10 @@
 3. Evaluates both on 200 episodes plus 100 aligned scenes, prints a table and writes
    ``results.json``, ``loss_curves.png``, ``rollouts_coin_flip.png``, ``rollouts_overview.png``,
    ``attn_mask.png`` (and ``rollouts.gif`` with ``--gif``) to ``--out``.
+
+``--ablation`` also trains the flow policy without the grounding loss (reported under
+``ablation_no_aux``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``
+(the shipped checkpoints were made with ``--seed 0 --ship --gif`` plus the no-aux run).
 """
 
 from __future__ import annotations
@@ -28,26 +32,24 @@ def _pin(core: int):
 
 
 def launch(args, out: pathlib.Path, jobs: list[tuple[str, str, float]]) -> None:
-    """Run the training jobs, pinned one per core when there are enough cores, else one by one."""
+    """Run the training jobs pinned one per core, in waves of ``#cores`` (one by one with 1 core)."""
     cores = sorted(os.sched_getaffinity(0))
-    parallel = len(cores) >= len(jobs) and not args.sequential
-    procs = []
-    for i, (name, mode, aux) in enumerate(jobs):
-        cmd = [sys.executable, "-m", "pi0lite.demo_worker", "--out", str(out), "--mode", mode, "--name", name,
-               "--steps", str(args.steps), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
-               "--aux-weight", str(aux), "--image-size", str(args.image_size), "--position", str(i if parallel else 0)]
-        env = dict(os.environ)
-        if parallel:  # one core each: keep XLA from spawning a second compute thread on it
-            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                                " intra_op_parallelism_threads=1").strip()
-        proc = subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i]) if parallel else None)
-        if parallel:
-            procs.append((name, proc))
-        elif proc.wait():
-            raise SystemExit(f"training {name} failed (exit {proc.returncode})")
-    for name, proc in procs:
-        if proc.wait():
-            raise SystemExit(f"training {name} failed (exit {proc.returncode})")
+    parallel = len(cores) >= 2 and not args.sequential
+    wave = len(cores) if parallel else 1
+    for start in range(0, len(jobs), wave):
+        procs = []
+        for i, (name, mode, aux) in enumerate(jobs[start : start + wave]):
+            cmd = [sys.executable, "-m", "pi0lite.demo_worker", "--out", str(out), "--mode", mode, "--name", name,
+                   "--steps", str(args.steps), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
+                   "--aux-weight", str(aux), "--image-size", str(args.image_size), "--position", str(i)]
+            env = dict(os.environ)
+            if parallel:  # one core each: keep XLA from spawning a second compute thread on it
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                                    " intra_op_parallelism_threads=1").strip()
+            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i]) if parallel else None)))
+        for name, proc in procs:
+            if proc.wait():
+                raise SystemExit(f"training {name} failed (exit {proc.returncode})")
 
 
 def build_data(args, out: pathlib.Path) -> None:
@@ -183,6 +185,8 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-episodes", type=int, default=200)
     p.add_argument("--aligned", type=int, default=100, help="aligned (exact-tie) evaluation scenes")
     p.add_argument("--no-aux", action="store_true", help="ablation: no grounding loss for either policy")
+    p.add_argument("--ablation", action="store_true",
+                   help="also train the flow policy without the grounding loss (after the main pair)")
     p.add_argument("--sequential", action="store_true", help="train one after the other on all cores")
     p.add_argument("--gif", action="store_true", help="also write rollouts.gif")
     p.add_argument("--ship", action="store_true", help="copy the trained policies into pi0lite/assets/")
@@ -194,16 +198,21 @@ def main(argv=None) -> dict:
     build_data(args, out)
     aux = 0.0 if args.no_aux else 1.0
     jobs = [("pi0", "flow", aux), ("mse", "mse", aux)]
+    if args.ablation:
+        jobs.append(("pi0_noaux", "flow", 0.0))
     print(f"training {len(jobs)} policies for {args.steps} steps each ...", flush=True)
     launch(args, out, jobs)
     (out / "data.npz").unlink()  # ~450 MB; rebuilt in seconds from the seed
     print("evaluating ...", flush=True)
     results = evaluate_all(args, out, [name for name, _, _ in jobs])
+    ablation = {"pi0": results.pop("pi0_noaux")} if args.ablation else None
     total = time.perf_counter() - t0
     summary = {"policies": results, "total_seconds": round(total, 1), "steps": args.steps, "seed": args.seed,
                "episodes": args.episodes, "aux": not args.no_aux, "load_average": os.getloadavg()}
+    if ablation:
+        summary["ablation_no_aux"] = ablation
     (out / "results.json").write_text(json.dumps(summary, indent=1))
-    print_table(results)
+    print_table({**results, **({"no-aux": ablation["pi0"]} if ablation else {})})
     print(f"\ntotal {total / 60:.1f} min; figures and results.json in {out}/")
     if args.ship:
         ship(out)

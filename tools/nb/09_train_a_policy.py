@@ -282,16 +282,21 @@ def build() -> Notebook:
         ## 7. Ablation: no grounding loss
 
         The same flow policy trained for the same 4,000 steps **without** the auxiliary loss. It
-        learned to go around the disc, but it does not listen: it often drives into a square of the
-        wrong colour (orange paths).
+        learned to go around the disc (few crashes), but it does not listen: it often drives into a
+        square of the wrong colour (orange paths) or hesitates between squares until the timeout
+        (grey). The flow loss is happy with "one of the three squares"; nothing forces the two-hop
+        circuit colour word → matching patch → action tokens to form in a few minutes.
         """
     )
     nb.code(
         """
         noaux = load_shipped("noaux")
         m_noaux, r_noaux, _ = evaluate(policy_fn(noaux), num_episodes=60, num_aligned=0)
-        print(f"without aux: success {m_noaux['success']:.2f}, wrong square {m_noaux['wrong']:.2f} "
+        print(f"60 episodes without aux: success {m_noaux['success']:.2f}, wrong square {m_noaux['wrong']:.2f} "
               f"(with aux: {metrics['success']:.2f}, {metrics['wrong']:.2f})")
+        full = results["ablation_no_aux"]["pi0"]
+        print(f"make demo, 200 episodes without aux: success {full['success']:.2f}, wrong {full['wrong']:.2f}, "
+              f"timeout {full['timeout']:.2f}")
         fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
         for i, ax in enumerate(axes):
             viz.plot_rollouts(r_noaux.scenes, r_noaux.paths[i : i + 1], r_noaux.outcome[i : i + 1], index=i, ax=ax)
