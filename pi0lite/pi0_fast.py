@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
-from pi0lite.config import FAST_IMAGE_KEYS, SIGLIP_MU_14, GemmaConfig, VisionConfig
+from pi0lite.config import FAST_IMAGE_KEYS, GEMMA_DUMMY, SIGLIP_MU_14, GemmaConfig, VisionConfig, _positive
 from pi0lite.gemma import Gemma
 from pi0lite.masks import make_attn_mask, make_positions
 from pi0lite.observation import Observation, pad_prompt, validate_observation
@@ -50,12 +50,9 @@ class Pi0FastConfig:
     pad_id: int = 0
 
     def __post_init__(self):
-        for name in ("action_dim", "action_horizon", "max_token_len", "vocab_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"Pi0FastConfig.{name} must be a positive int, got {v!r}")
-        if not isinstance(self.image_keys, tuple) or not self.image_keys:
-            raise ValueError(f"Pi0FastConfig.image_keys must be a non-empty tuple, got {self.image_keys!r}")
+        _positive(self, "action_dim", "action_horizon", "max_token_len", "vocab_size")
+        if not isinstance(self.image_keys, tuple) or not self.image_keys or len(set(self.image_keys)) != len(self.image_keys):
+            raise ValueError(f"Pi0FastConfig.image_keys must be a non-empty tuple of unique names, got {self.image_keys!r}")
 
     @property
     def num_image_tokens(self) -> int:
@@ -72,7 +69,7 @@ class Pi0FastConfig:
 #: The sizes of ../shared/parity/pi0fast_seed0.npz (openpi's dummy Gemma, SigLIP mu/14, vocab 1024).
 OPENPI_FAST_DUMMY = Pi0FastConfig(
     action_dim=7, action_horizon=10, max_token_len=64, vocab_size=1024, image_keys=FAST_IMAGE_KEYS,
-    paligemma=GemmaConfig(width=64, depth=4, mlp_dim=128, num_heads=8, num_kv_heads=1, head_dim=16),
+    paligemma=GEMMA_DUMMY,
     vision=SIGLIP_MU_14,
 )
 
