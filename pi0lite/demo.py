@@ -135,8 +135,9 @@ def draw(args, out: pathlib.Path, histories: dict, rollouts: dict) -> None:
     for col, name in enumerate(names):
         _, main, _ = rollouts[name]
         coin = main.coin_flip
-        plot_rollouts(main.scenes, main.paths[coin], main.outcome[coin], ax=axes[0, col],
-                      title=f"{name}: the {coin.sum()} natural coin-flip episodes (scene 0 drawn)", alpha=0.4)
+        first = int(np.argmax(coin))  # draw the arena of the first coin-flip episode
+        plot_rollouts(main.scenes, main.paths[coin], main.outcome[coin], index=first, ax=axes[0, col], alpha=0.4,
+                      title=f"{name}: all {coin.sum()} natural coin-flip episodes (one arena drawn)")
     fig.tight_layout()
     fig.savefig(out / "rollouts_overview.png", dpi=120)
     plt.close(fig)
