@@ -55,14 +55,15 @@ def attention_weights(
     """Grouped-query attention probabilities, masked with the finite ``MASK_VALUE``; softmax in f32.
 
     ``q`` is expected already scaled by ``h^-0.5``. A fully masked query row (padding) gets a
-    uniform distribution rather than NaN.
+    uniform distribution rather than NaN. The g query heads that share a kv head are folded
+    into the query axis, ``(g t)``, so the logits are one plain batched matmul per kv head.
     """
-    num_kv = k.shape[2]
-    q = einops.rearrange(q, "b t (k g) h -> b t k g h", k=num_kv)
-    logits = jnp.einsum("btkgh,bskh->bkgts", q, k, preferred_element_type=jnp.float32)
-    logits = jnp.where(mask[:, None, None, :, :], logits, MASK_VALUE)
-    probs = jax.nn.softmax(logits, axis=-1)
-    return einops.rearrange(probs, "b k g t s -> b (k g) t s")
+    num_kv, length = k.shape[2], q.shape[1]
+    q = einops.rearrange(q, "b t (k g) h -> b k (g t) h", k=num_kv)
+    logits = jnp.einsum("bkqh,bskh->bkqs", q, k, preferred_element_type=jnp.float32)
+    logits = einops.rearrange(logits, "b k (g t) s -> b (k g) t s", t=length)
+    logits = jnp.where(mask[:, None, :, :], logits, MASK_VALUE)
+    return jax.nn.softmax(logits, axis=-1)
 
 
 def gelu_tanh(x):
@@ -157,12 +158,9 @@ class Attention(nnx.Module):
         probs = attention_weights(q, k, mask)
         if record:
             self.sow(nnx.Intermediate, "attn_probs", probs)
-        probs = probs.astype(v.dtype)
-        num_kv = k.shape[2]
-        out = jnp.einsum(
-            "bkgts,bskh->btkgh", einops.rearrange(probs, "b (k g) t s -> b k g t s", k=num_kv), v
-        )
-        out = einops.rearrange(out, "b t k g h -> b t (k g) h")
+        probs = einops.rearrange(probs.astype(v.dtype), "b (k g) t s -> b k (g t) s", k=k.shape[2])
+        out = jnp.einsum("bkqs,bskh->bkqh", probs, v)
+        out = einops.rearrange(out, "b k (g t) h -> b t (k g) h", t=q.shape[1])
         outs, start = [], 0
         for i, x in enumerate(xs):
             if x is None:
