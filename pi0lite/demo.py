@@ -1,6 +1,6 @@
 """``make demo``: build the toy data, train pi0 (flow) and the MSE baseline, evaluate, draw.
 
-    python -m pi0lite.demo --out outputs [--steps 4000] [--seed 0] [--image-size 32]
+    python -m pi0lite.demo --out outputs [--steps 5000] [--seed 0] [--image-size 32]
 
 1. Builds 2,500 expert episodes (~148k chunks), the tokenizer and the normalisation stats.
 2. Trains the flow policy and the MSE baseline **concurrently, one process per core** (pinned with
@@ -12,7 +12,7 @@
 
 ``--ablation`` also trains the flow policy without the grounding loss (reported under
 ``ablation_no_aux``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``
-(the shipped checkpoints were made with ``--seed 0 --ship --gif`` plus the no-aux run).
+(the shipped checkpoints were made with ``--seed 0 --ablation --ship``, 5,000 steps each).
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ def launch(args, out: pathlib.Path, jobs: list[tuple[str, str, float]]) -> None:
     parallel = len(cores) >= 2 and not args.sequential
     wave = len(cores) if parallel else 1
     for start in range(0, len(jobs), wave):
-        procs = []
-        for i, (name, mode, aux) in enumerate(jobs[start : start + wave]):
+        procs, batch = [], jobs[start : start + wave]
+        pinned = parallel and len(batch) > 1  # a job alone gets every core
+        for i, (name, mode, aux) in enumerate(batch):
             cmd = [sys.executable, "-m", "pi0lite.demo_worker", "--out", str(out), "--mode", mode, "--name", name,
                    "--steps", str(args.steps), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
                    "--aux-weight", str(aux), "--image-size", str(args.image_size), "--position", str(i)]
             env = dict(os.environ)
-            if parallel:  # one core each: keep XLA from spawning a second compute thread on it
+            if pinned:  # one core each: keep XLA from spawning a second compute thread on it
                 env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                     " intra_op_parallelism_threads=1").strip()
-            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i]) if parallel else None)))
+            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i]) if pinned else None)))
         for name, proc in procs:
             if proc.wait():
                 raise SystemExit(f"training {name} failed (exit {proc.returncode})")
@@ -178,7 +179,7 @@ def ship(out: pathlib.Path) -> None:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="outputs")
-    p.add_argument("--steps", type=int, default=4000, help="optimiser steps per policy (cosine ends here)")
+    p.add_argument("--steps", type=int, default=5000, help="optimiser steps per policy (cosine ends here)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=32, choices=[32, 64])
     p.add_argument("--episodes", type=int, default=2500, help="expert episodes in the training data")

@@ -31,7 +31,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--mode", choices=["flow", "mse"], required=True)
     p.add_argument("--name", default=None, help="sub-directory (default: the mode)")
-    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--aux-weight", type=float, default=1.0)

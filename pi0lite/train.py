@@ -44,7 +44,7 @@ MODES = ("flow", "mse")
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     mode: str = "flow"  # "flow" (pi0) or "mse" (regression baseline)
-    steps: int = 4000  # optimiser steps; the cosine schedule ends here
+    steps: int = 5000  # optimiser steps; the cosine schedule ends here
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate
     warmup_steps: int = 200

@@ -162,7 +162,7 @@ def build() -> Notebook:
         """
         ## 5. The trained policy, in closed loop
 
-        `make demo` trained the same model for 4,000 steps (2,500 expert episodes); the result ships
+        `make demo` trained the same model for 5,000 steps (2,500 expert episodes); the result ships
         with the package. `Policy.infer` takes raw observations: it tokenises, normalises and pads,
         samples a chunk with 10 Euler steps (prefix KV cache), and un-normalises.
 
@@ -281,7 +281,7 @@ def build() -> Notebook:
         """
         ## 7. Ablation: no grounding loss
 
-        The same flow policy trained for the same 4,000 steps **without** the auxiliary loss. It
+        The same flow policy trained for the same 5,000 steps **without** the auxiliary loss. It
         learned to go around the disc (few crashes), but it does not listen: it often drives into a
         square of the wrong colour (orange paths) or hesitates between squares until the timeout
         (grey). The flow loss is happy with "one of the three squares"; nothing forces the two-hop
