@@ -24,7 +24,8 @@ import textwrap
 import nbformat
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-#: Where Colab installs pi0lite from (one place to change it).
+#: Where Colab installs pi0lite from (one place to change it); a ``PI0LITE_SOURCE`` environment
+#: variable (any pip requirement, e.g. a fork's git URL or a wheel path) overrides it at run time.
 PI0LITE_GIT = "git+https://github.com/pi0lite/pi0lite@main"
 
 SETUP_SOURCE = '''\
@@ -34,8 +35,8 @@ import os, shutil, subprocess, sys
 
 if "google.colab" in sys.modules:
     extra = "[cuda12]" if shutil.which("nvidia-smi") else ""
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    f"pi0lite{extra} @ PI0LITE_GIT"], check=True)
+    source = os.environ.get("PI0LITE_SOURCE", "PI0LITE_GIT")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"pi0lite{extra} @ {source}"], check=True)
 for name, value in {"JAX_COMPILATION_CACHE_DIR": os.path.expanduser("~/.cache/pi0lite_jax"),
                     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}.items():
     os.environ.setdefault(name, value)  # an already set value wins'''.replace("PI0LITE_GIT", PI0LITE_GIT)
