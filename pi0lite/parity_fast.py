@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from pi0lite.masks import make_attn_mask
-from pi0lite.parity_pi0 import _gemma, _vision
+from pi0lite.parity_pi0 import reference_sizes
 from pi0lite.pi0_fast import FastObservation, Pi0Fast, Pi0FastConfig
 
 FLOAT_TOL = 1e-4
@@ -25,20 +25,9 @@ EXACT = 0.0
 
 
 def config_from_reference(ref: dict) -> Pi0FastConfig:
-    meta = json.loads(str(ref["meta/json"]))
-    cameras = tuple(meta["camera_order"])
-    special = meta.get("special_tokens", {})
+    special = json.loads(str(ref["meta/json"])).get("special_tokens", {})
     return Pi0FastConfig(
-        action_dim=int(ref["meta/action_dim"]),
-        action_horizon=int(ref["meta/action_horizon"]),
-        max_token_len=int(ref["meta/max_token_len"]),
-        vocab_size=ref["param/PaliGemma/llm/embedder/input_embedding"].shape[0],
-        image_keys=cameras,
-        paligemma=_gemma(ref, ""),
-        vision=_vision(ref, ref[f"in/image_u8/{cameras[0]}"].shape[1]),
-        dtype=meta["config"].get("dtype", "float32"),
-        eos_id=int(special.get("EOS", 1)),
-        pad_id=int(special.get("PAD", 0)),
+        **reference_sizes(ref), eos_id=int(special.get("EOS", 1)), pad_id=int(special.get("PAD", 0))
     )
 
 

@@ -39,22 +39,27 @@ def _vision(ref: dict, image_size: int) -> VisionConfig:
     return VisionConfig(image_size=image_size, patch_size=patch, width=width, depth=depth, mlp_dim=mlp_dim, num_heads=heads)
 
 
-def config_from_reference(ref: dict) -> Pi0Config:
-    """The ``Pi0Config`` matching a reference file: sizes from the parameter shapes, rest from meta."""
+def reference_sizes(ref: dict) -> dict:
+    """Config fields every reference file shares: sizes from the parameter shapes, rest from meta."""
     meta = json.loads(str(ref["meta/json"]))
     cameras = tuple(meta["camera_order"])
-    image_size = ref[f"in/image_u8/{cameras[0]}"].shape[1]
-    return Pi0Config(
+    return dict(
         action_dim=int(ref["meta/action_dim"]),
         action_horizon=int(ref["meta/action_horizon"]),
         max_token_len=int(ref["meta/max_token_len"]),
         vocab_size=ref["param/PaliGemma/llm/embedder/input_embedding"].shape[0],
         image_keys=cameras,
         paligemma=_gemma(ref, ""),
-        action_expert=_gemma(ref, "_1"),
-        vision=_vision(ref, image_size),
+        vision=_vision(ref, ref[f"in/image_u8/{cameras[0]}"].shape[1]),
         dtype=meta["config"].get("dtype", "float32"),
-        pi05=bool(meta["config"].get("pi05", False)),
+    )
+
+
+def config_from_reference(ref: dict) -> Pi0Config:
+    """The ``Pi0Config`` matching a pi0 or pi0.5 reference file."""
+    meta = json.loads(str(ref["meta/json"]))
+    return Pi0Config(
+        **reference_sizes(ref), action_expert=_gemma(ref, "_1"), pi05=bool(meta["config"].get("pi05", False))
     )
 
 

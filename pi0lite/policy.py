@@ -21,12 +21,12 @@ import pathlib
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, UInt8
 
 from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
+from pi0lite.openpi import load_npz, load_params, save_npz
 from pi0lite.normalize import NormStats, load_stats, pad_to_dim, save_stats
 from pi0lite.pi0 import Observation, Pi0
 from pi0lite.text import WordTokenizer, tokenize_batch
@@ -43,24 +43,6 @@ def config_from_dict(d: dict) -> Pi0Config:
     d["paligemma"], d["action_expert"] = GemmaConfig(**d["paligemma"]), GemmaConfig(**d["action_expert"])
     d["vision"], d["image_keys"] = VisionConfig(**d["vision"]), tuple(d["image_keys"])
     return Pi0Config(**d)
-
-
-def flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
-    """``{'PaliGemma/llm/...': array}`` for every ``nnx.Param``."""
-    return {"/".join(map(str, p)): np.asarray(v[...]) for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
-
-
-def load_flat_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> None:
-    """Copy ``flat`` into ``model``; every parameter must be present with its exact shape."""
-    state = nnx.state(model, nnx.Param)
-    for path, var in nnx.to_flat_state(state):
-        name = "/".join(map(str, path))
-        if name not in flat:
-            raise ValueError(f"params: missing {name!r}")
-        if flat[name].shape != var[...].shape:
-            raise ValueError(f"params[{name!r}] has shape {flat[name].shape}, the model expects {var[...].shape}")
-        var[...] = jnp.asarray(flat[name])
-    nnx.update(model, state)
 
 
 class Policy:
@@ -107,7 +89,7 @@ class Policy:
         d.mkdir(parents=True, exist_ok=True)
         meta = {**self.meta, "mode": self.mode, "num_steps": self.num_steps}
         (d / "config.json").write_text(json.dumps({"model": dataclasses.asdict(self.config), "policy": meta}, indent=1))
-        np.savez(d / "params.npz", **flat_params(self.model))
+        save_npz(self.model, d / "params.npz")
         save_stats(self.norm, d / "norm_stats.json")
         self.tokenizer.save(d / "tokenizer.json")
 
@@ -118,8 +100,7 @@ class Policy:
             raise ValueError(f"no policy checkpoint in {d} (params.npz missing)")
         cfg = json.loads((d / "config.json").read_text())
         model = Pi0(config_from_dict(cfg["model"]), rngs=nnx.Rngs(0))
-        with np.load(d / "params.npz") as z:
-            load_flat_params(model, {k: z[k] for k in z.files})
+        load_params(model, load_npz(d / "params.npz"))
         meta = dict(cfg["policy"])
         mode, num_steps = meta.pop("mode"), meta.pop("num_steps")
         return cls(model, load_stats(d / "norm_stats.json"), WordTokenizer.load(d / "tokenizer.json"),

@@ -11,7 +11,7 @@ from pi0lite.aux import AuxHead
 from pi0lite.config import TINY, GemmaConfig
 from pi0lite.data import build_dataset, training_arrays
 from pi0lite.envs import toy
-from pi0lite.policy import flat_params
+from pi0lite.openpi import flatten_params as flat_params
 from pi0lite.text import WordTokenizer
 from pi0lite.train import TrainConfig, Trainable, batch_observation, loss_fn, train
 
