@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Unit tests first, then every notebook (solutions and student copies) under nbval.
+# Lint (ruff: pyflakes + unused noqa), unit tests, then every notebook (solutions and student copies) under nbval.
 test: install
+	$(VENV)/bin/ruff check pi0lite tests tools benchmarks
 	$(PY) -m pytest -q tests
 	$(NBVAL)
 

@@ -17,14 +17,14 @@ import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
 
-from pi0lite.config import PRESETS  # noqa: E402
-from pi0lite.pi0 import Observation, Pi0  # noqa: E402
+from pi0lite.config import PRESETS
+from pi0lite.pi0 import Observation, Pi0
 
 OPENPI_MS = {"compute_loss": 522, "sample (cached)": 490, "train step": 1361}
 

@@ -14,13 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pi0lite import normalize
+from pi0lite.toy import normalize
 from pi0lite.config import TINY
-from pi0lite.data import build_dataset, training_arrays
-from pi0lite.envs import toy
-from pi0lite.policy import Policy
-from pi0lite.text import WordTokenizer
-from pi0lite.train import TrainConfig, Trainable, make_optimizer, make_train_step
+from pi0lite.toy.data import build_dataset, training_arrays
+from pi0lite.toy import env as toy
+from pi0lite.toy.policy import Policy
+from pi0lite.toy.text import WordTokenizer
+from pi0lite.toy.train import TrainConfig, Trainable, make_optimizer, make_train_step
 
 
 def bench_train(arrays, mode, steps):

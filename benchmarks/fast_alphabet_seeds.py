@@ -7,7 +7,7 @@ and ``bad`` = chunks that do not decode to their exact quantised coefficients (`
 from ``decode`` + silently wrong ones, which must stay 0).
 
 Rows ``reference``, ``bytes_v1`` and ``bytes`` are the package's alphabets. ``--explore`` adds the
-experimental variants tried while choosing the default (built here from ``pi0lite.fast_bpe``
+experimental variants tried while choosing the default (built here from ``pi0lite.fast.bpe``
 primitives; not part of the package). Variants only *count* round-trip failures of the BPE.
 
 Run:  .venv/bin/python benchmarks/fast_alphabet_seeds.py [--explore] [--seeds 0 2 4 ...]
@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from tokenizers import pre_tokenizers, trainers
 
-from pi0lite import fast_bpe
+from pi0lite.fast import bpe as fast_bpe
 from pi0lite.fast import FastTokenizer, dct_quantise
 
 SHARED = pathlib.Path(os.environ.get("PI0LITE_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared"))

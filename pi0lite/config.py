@@ -13,14 +13,14 @@ names the field, not deep inside a matmul.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 OPENPI_IMAGE_KEYS = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
 FAST_IMAGE_KEYS = ("base_0_rgb", "base_1_rgb", "wrist_0_rgb")
 _DTYPES = ("float32", "bfloat16")
 
 
-def _positive(obj, *names: str) -> None:
+def require_positive(obj, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -43,7 +43,7 @@ class GemmaConfig:
     head_dim: int
 
     def __post_init__(self):
-        _positive(self, "width", "depth", "mlp_dim", "num_heads", "num_kv_heads", "head_dim")
+        require_positive(self, "width", "depth", "mlp_dim", "num_heads", "num_kv_heads", "head_dim")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(
                 f"GemmaConfig.num_heads ({self.num_heads}) must be a multiple of "
@@ -65,7 +65,7 @@ class VisionConfig:
     num_heads: int
 
     def __post_init__(self):
-        _positive(self, "image_size", "patch_size", "width", "depth", "mlp_dim", "num_heads")
+        require_positive(self, "image_size", "patch_size", "width", "depth", "mlp_dim", "num_heads")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"VisionConfig.image_size ({self.image_size}) must be divisible by "
@@ -106,7 +106,7 @@ class Pi0Config:
     pi05: bool = False
 
     def __post_init__(self):
-        _positive(self, "action_dim", "action_horizon", "max_token_len", "vocab_size")
+        require_positive(self, "action_dim", "action_horizon", "max_token_len", "vocab_size")
         if not self.image_keys or len(set(self.image_keys)) != len(self.image_keys):
             raise ValueError(f"Pi0Config.image_keys must be non-empty and unique, got {self.image_keys!r}")
         if not isinstance(self.image_keys, tuple):

@@ -214,9 +214,9 @@ class Pi0(nnx.Module):
         dt = jnp.float32(-1.0 / num_steps)
         if use_cache:
             kv_cache, prefix_mask = self.fill_prefix_cache(obs)
-            velocity = lambda x, t: self.velocity_cached(obs, kv_cache, prefix_mask, x, t)  # noqa: E731
+            velocity = lambda x, t: self.velocity_cached(obs, kv_cache, prefix_mask, x, t)
         else:
-            velocity = lambda x, t: self.forward(obs, x, t)[0]  # noqa: E731
+            velocity = lambda x, t: self.forward(obs, x, t)[0]
 
         def step(carry, _):
             x, t = carry

@@ -5,7 +5,7 @@ v vocabulary · s cache slots · t decoded tokens.
 
 Sequence = [image tokens of each camera, in ``config.image_keys`` order] + [text slots]; the text
 is ``BOS "Task: …, State: …;\\n"`` (ar 0) + ``"Action: " FAST… "|" EOS`` (ar 1, loss on) — see
-:mod:`pi0lite.fast_prompt`. The mask is a prefix-LM: images and the task text attend to each
+:mod:`pi0lite.fast.prompt`. The mask is a prefix-LM: images and the task text attend to each
 other bidirectionally, the action tokens causally. Output logits use the tied input embedding.
 
 Training (``compute_loss``) is next-token cross-entropy on the loss-masked tokens, on
@@ -25,9 +25,10 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
-from pi0lite.config import FAST_IMAGE_KEYS, GEMMA_DUMMY, SIGLIP_MU_14, GemmaConfig, VisionConfig, _positive
+from pi0lite.config import FAST_IMAGE_KEYS, GEMMA_DUMMY, SIGLIP_MU_14, GemmaConfig, VisionConfig, require_positive
+from pi0lite.fast import decode as fast_decode
 from pi0lite.gemma import Gemma
-from pi0lite.masks import make_attn_mask, make_positions
+from pi0lite.masks import make_attn_mask
 from pi0lite.observation import Observation, pad_prompt, validate_observation
 from pi0lite.vision import SigLIP
 
@@ -50,7 +51,7 @@ class Pi0FastConfig:
     pad_id: int = 0
 
     def __post_init__(self):
-        _positive(self, "action_dim", "action_horizon", "max_token_len", "vocab_size")
+        require_positive(self, "action_dim", "action_horizon", "max_token_len", "vocab_size")
         if not isinstance(self.image_keys, tuple) or not self.image_keys or len(set(self.image_keys)) != len(self.image_keys):
             raise ValueError(f"Pi0FastConfig.image_keys must be a non-empty tuple of unique names, got {self.image_keys!r}")
 
@@ -87,19 +88,13 @@ class FastObservation(Observation):
 
     @classmethod
     def from_tokens(cls, images, state, tokens: dict, image_masks=None) -> "FastObservation":
-        """Build from images/state and the dict of :meth:`pi0lite.fast_prompt.FastPrompt.tokenize`."""
+        """Build from images/state and the dict of :meth:`pi0lite.fast.prompt.FastPrompt.tokenize`."""
         base = Observation.from_numpy(images, state, tokens["tokenized_prompt"], tokens["tokenized_prompt_mask"], image_masks)
         ar, loss = tokens.get("token_ar_mask"), tokens.get("token_loss_mask")
         return cls(
             base.images, base.image_masks, base.state, base.tokenized_prompt, base.tokenized_prompt_mask,
             None if ar is None else jnp.asarray(ar, jnp.int32), None if loss is None else jnp.asarray(loss, bool),
         )
-
-
-def left_to_right_align(x: Array, mask: Bool[Array, "b n"]) -> Array:
-    """Roll each row left by ``last valid index + 1`` so its valid tokens end at the right edge."""
-    last = mask.shape[1] - jnp.argmax(mask[:, ::-1], axis=1)  # index after the last valid token
-    return jax.vmap(lambda row, shift: jnp.roll(row, -shift, axis=0))(x, last)
 
 
 class Pi0Fast(nnx.Module):
@@ -190,8 +185,6 @@ class Pi0Fast(nnx.Module):
         higher than training). ``use_cache=False`` recomputes everything per step (greedy only).
         Tokens after the stop are 0.
         """
-        from pi0lite import fast_decode
-
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         if not use_cache:
@@ -207,7 +200,7 @@ class Pi0Fast(nnx.Module):
     def sample_actions(self, key: jax.Array | None, obs: Observation, prompt, *, max_steps: int = 256, temperature: float = 0.0, zero_invalid: bool = False, **kwargs):
         """Generate, then turn tokens back into actions: ``(actions [b, h, d], valid [b], tokens)``.
 
-        ``prompt`` is the :class:`pi0lite.fast_prompt.FastPrompt` the model was trained with.
+        ``prompt`` is the :class:`pi0lite.fast.prompt.FastPrompt` the model was trained with.
         """
         import numpy as np
 

@@ -4,7 +4,7 @@ import jax
 import pytest
 from flax import nnx
 
-from pi0lite.checks import check_count_params, check_two_normals
+from pi0lite.course.checks import check_count_params, check_two_normals
 from pi0lite.params import count_params
 
 

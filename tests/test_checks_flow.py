@@ -4,15 +4,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pi0lite import flow, toy2d
-from pi0lite.checks import check_euler_sample, check_flow_interpolate, check_posemb_sincos, check_target_velocity
-from pi0lite.checks.flow import _euler_variant, _posemb_variant
+from pi0lite import flow
+from pi0lite.course import flow2d
+from pi0lite.course.checks import check_euler_sample, check_flow_interpolate, check_posemb_sincos, check_target_velocity
+from pi0lite.course.checks.flow import _euler_variant, _posemb_variant
 
 
 def test_accept_references(capsys):
     check_flow_interpolate(flow.interpolate)
     check_target_velocity(flow.target_velocity)
-    check_euler_sample(toy2d.euler_sample)
+    check_euler_sample(flow2d.euler_sample)
     check_posemb_sincos(flow.posemb_sincos)
     assert capsys.readouterr().out.count("✓") == 4
 
@@ -21,7 +22,7 @@ def test_euler_oracle_matches_closed_forms():
     noise = np.random.default_rng(0).standard_normal((2, 3, 2))
     c = np.full((1, 3, 2), 0.7)
     assert np.allclose(_euler_variant(lambda x, t: np.broadcast_to(c, x.shape), noise, 4), noise - c)
-    time_field = lambda x, t: np.ones(x.shape) * t[:, None, None]  # noqa: E731
+    time_field = lambda x, t: np.ones(x.shape) * t[:, None, None]
     assert np.allclose(_euler_variant(time_field, noise, 5), noise - 6 / 10)
     assert np.allclose(_euler_variant(lambda x, t: x, noise, 10), noise * 0.9**10)
 
@@ -90,7 +91,7 @@ def _scalar_time(v, noise, num_steps):
         (_forward, "from t = 1"),
         (_late_time, "before\\* the step"),
         (_one_step_short, "exactly num_steps"),
-        (lambda v, n, s: toy2d.euler_sample(v, n, s - 1), "first wrong value"),
+        (lambda v, n, s: flow2d.euler_sample(v, n, s - 1), "first wrong value"),
         (_scalar_time, "time of shape \\[b\\]"),
     ],
 )

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pi0lite import gemma
-from pi0lite.checks import check_attention, check_geglu, check_rms_norm, check_rope
+from pi0lite.course.checks import check_attention, check_geglu, check_rms_norm, check_rope
 from pi0lite.masks import MASK_VALUE
 
 
@@ -136,7 +136,7 @@ def test_geglu_matches_feed_forward_module():
 
 
 def test_attention_reference_matches_package_weights():
-    from pi0lite.checks.gemma import reference_attention
+    from pi0lite.course.checks.gemma import reference_attention
 
     q, k, v = (jax.random.normal(jax.random.key(i), s) for i, s in enumerate([(2, 3, 4, 8), (2, 5, 2, 8), (2, 5, 2, 8)]))
     mask = jax.random.bernoulli(jax.random.key(9), 0.6, (2, 3, 5))

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pi0lite.checks import check_make_attn_mask, check_pi0_ar_mask, check_predicted_mask
-from pi0lite.checks.masks import naive_attn_mask
+from pi0lite.course.checks import check_make_attn_mask, check_pi0_ar_mask, check_predicted_mask
+from pi0lite.course.checks.masks import naive_attn_mask
 from pi0lite.masks import make_attn_mask, prefix_ar_mask, suffix_ar_mask
 
 

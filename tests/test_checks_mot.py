@@ -1,13 +1,12 @@
 """The notebook-04 checks accept correct answers and reject the usual wrong ones."""
 
 import einops
-import jax
 import jax.numpy as jnp
 import pytest
 
 from pi0lite import gemma
-from pi0lite.checks import check_expert_param_count, check_joint_attention
-from pi0lite.checks.mot import expert_param_count
+from pi0lite.course.checks import check_expert_param_count, check_joint_attention
+from pi0lite.course.checks.mot import expert_param_count
 from pi0lite.config import GEMMA_300M
 
 

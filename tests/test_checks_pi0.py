@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import pytest
 
-from pi0lite.checks import check_cached_suffix_mask, check_suffix_positions
+from pi0lite.course.checks import check_cached_suffix_mask, check_suffix_positions
 from pi0lite.masks import make_attn_mask
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pi0lite.checks import check_token_counts
+from pi0lite.course.checks import check_token_counts
 
 
 def _good(cfg):

@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from pi0lite.envs import toy
-from pi0lite.evaluate import eval_scenes, evaluate, expert_fn, rollout, summarize
+from pi0lite.toy import env as toy
+from pi0lite.toy.evaluate import eval_scenes, evaluate, expert_fn, rollout, summarize
 
 
 def test_expert_rollout_succeeds():
@@ -19,14 +19,14 @@ def test_expert_rollout_succeeds():
 
 def test_standing_still_times_out():
     scenes, _ = eval_scenes(5, 0, seed=4)
-    still = lambda obs, key: np.zeros((len(obs["state"]), 16, 2))  # noqa: E731
+    still = lambda obs, key: np.zeros((len(obs["state"]), 16, 2))
     m, r, _ = evaluate(still, num_episodes=5, num_aligned=0, seed=4)
     assert m["timeout"] == 1.0 and m["success"] == 0.0 and m["episodes"] == 5
     assert (r.steps == toy.MAX_STEPS).all()
 
 
 def test_straight_up_metrics_add_up():
-    up = lambda obs, key: np.tile([0.0, 0.3], (len(obs["state"]), 16, 1))  # noqa: E731
+    up = lambda obs, key: np.tile([0.0, 0.3], (len(obs["state"]), 16, 1))
     m, r, tied = evaluate(up, num_episodes=30, num_aligned=10, seed=5)
     assert m["crash"] > 0.5  # straight up hits the disc
     assert abs(m["success"] + m["crash"] + m["wrong"] + m["timeout"] - 1.0) < 1e-9
@@ -41,7 +41,7 @@ def test_bad_policy_output():
 
 # --- notebook 09 checks: accept the reference, reject realistic mistakes ------------------------
 
-from pi0lite import checks  # noqa: E402
+from pi0lite.course import checks
 
 
 def _loop(per_replan):

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from pi0lite import fast_bpe
+from pi0lite.fast import bpe as fast_bpe
 from pi0lite.fast import FastTokenizer, dct_quantise, dequantise_idct
 
 

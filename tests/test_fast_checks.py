@@ -8,14 +8,14 @@ import pytest
 import scipy.fft
 from flax import nnx
 
-from pi0lite.checks import (
+from pi0lite.course.checks import (
     check_bpe_merge_step,
     check_dct_matrix,
     check_decode_step,
     check_fast_masks,
     check_quantise_flatten,
 )
-from pi0lite.checks.fast import _merge_step
+from pi0lite.course.checks.fast import _merge_step
 
 
 def _rejects(check, fn, *fragments, **kw):
@@ -147,7 +147,7 @@ def test_fast_masks(capsys):
 @pytest.fixture(scope="module")
 def decode_setup():
     from pi0lite.config import GemmaConfig, VisionConfig
-    from pi0lite.fast_decode import prefill
+    from pi0lite.fast.decode import prefill
     from pi0lite.pi0_fast import FastObservation, Pi0Fast, Pi0FastConfig
 
     cfg = Pi0FastConfig(

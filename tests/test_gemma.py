@@ -28,7 +28,7 @@ def test_rope_half_split_and_relative():
     np.testing.assert_allclose(at1[[0, 4]], [x0 * np.cos(1) - x4 * np.sin(1), x4 * np.cos(1) + x0 * np.sin(1)], atol=1e-6)
     # dot products depend only on the position difference
     q, k = jax.random.normal(jax.random.key(1), (2, 1, 1, 1, 8))
-    dot = lambda i, j: float(jnp.sum(apply_rope(q, jnp.full((1, 1), i)) * apply_rope(k, jnp.full((1, 1), j))))  # noqa: E731
+    dot = lambda i, j: float(jnp.sum(apply_rope(q, jnp.full((1, 1), i)) * apply_rope(k, jnp.full((1, 1), j))))
     assert abs(dot(3, 1) - dot(7, 5)) < 1e-5
 
 

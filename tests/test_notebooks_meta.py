@@ -18,7 +18,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 STUDENT = sorted((REPO / "student").glob("[0-9][0-9]_*.ipynb"))
 BUILDERS = sorted((REPO / "tools" / "nb").glob("[0-9][0-9]_*.py"))
-ids = lambda p: p.stem  # noqa: E731
+ids = lambda p: p.stem
 
 
 def _read(path):

@@ -3,6 +3,7 @@ import pytest
 from flax import nnx
 
 from pi0lite import openpi
+from pi0lite.openpi.check import main as openpi_main
 from pi0lite.config import TINY
 from pi0lite.pi0 import Pi0
 
@@ -68,14 +69,14 @@ def test_mismatch_lists_missing_unknown_and_misshaped(models):
 
 
 def test_parity_with_openpi_pi0(parity_dir, capsys):
-    code = openpi.main(["check", str(parity_dir / "pi0_seed0.npz")])
+    code = openpi_main(["check", str(parity_dir / "pi0_seed0.npz")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "parity ok: 14 outputs" in out
 
 
 def test_parity_with_openpi_pi05(parity_dir, capsys):
-    code = openpi.main(["check", str(parity_dir / "pi05_seed0.npz")])
+    code = openpi_main(["check", str(parity_dir / "pi05_seed0.npz")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "adarms_cond" in out and "parity ok: 15 outputs" in out
@@ -83,5 +84,5 @@ def test_parity_with_openpi_pi05(parity_dir, capsys):
 
 def test_unsupported_model_exits_2(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", **{"meta/json": np.array('{"model": "pi7"}')})
-    assert openpi.main(["check", str(tmp_path / "x.npz")]) == 2
+    assert openpi_main(["check", str(tmp_path / "x.npz")]) == 2
     assert "not supported yet: model 'pi7'" in capsys.readouterr().out

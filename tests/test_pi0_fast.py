@@ -10,7 +10,7 @@ from flax import nnx
 
 from pi0lite.config import GemmaConfig, VisionConfig
 from pi0lite.fast import FastTokenizer
-from pi0lite.fast_prompt import CharTokenizer, FastPrompt, discretize_state, fast_to_vocab
+from pi0lite.fast.prompt import CharTokenizer, FastPrompt, discretize_state, fast_to_vocab
 from pi0lite.masks import make_attn_mask
 from pi0lite.pi0_fast import FastObservation, Pi0Fast, Pi0FastConfig
 

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def test_pi0fast_parity(parity_dir):
-    from pi0lite.parity_fast import check_pi0fast
+    from pi0lite.openpi.parity_fast import check_pi0fast
 
     with np.load(parity_dir / "pi0fast_seed0.npz") as data:
         ref = {k: data[k] for k in data.files}

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pi0lite import normalize
+from pi0lite.toy import normalize
 from pi0lite.config import TINY, GemmaConfig
-from pi0lite.envs import toy
-from pi0lite.evaluate import evaluate, policy_fn
+from pi0lite.toy import env as toy
+from pi0lite.toy.evaluate import evaluate, policy_fn
 from pi0lite.pi0 import Pi0
-from pi0lite.policy import SHIPPED, Policy, load_shipped
-from pi0lite.text import WordTokenizer
+from pi0lite.toy.policy import SHIPPED, Policy, load_shipped
+from pi0lite.toy.text import WordTokenizer
 
 SMALL = TINY.replace(
     action_horizon=8,

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from pi0lite import normalize
-from pi0lite.data import build_dataset, replay, training_arrays
-from pi0lite.envs import toy, toy_expert, toy_render
-from pi0lite.text import WordTokenizer, colour_positions, tokenize_batch
+from pi0lite.toy import normalize
+from pi0lite.toy.data import build_dataset, replay, training_arrays
+from pi0lite.toy import env as toy, expert as toy_expert, render as toy_render
+from pi0lite.toy.text import WordTokenizer, colour_positions, tokenize_batch
 
 TEXTS = [toy.instruction(c) for c in range(3)]
 

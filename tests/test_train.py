@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pi0lite import normalize
-from pi0lite.aux import AuxHead
+from pi0lite.toy import normalize
+from pi0lite.toy.grounding import AuxHead
 from pi0lite.config import TINY, GemmaConfig
-from pi0lite.data import build_dataset, training_arrays
-from pi0lite.envs import toy
+from pi0lite.toy.data import build_dataset, training_arrays
+from pi0lite.toy import env as toy
 from pi0lite.openpi import flatten_params as flat_params
-from pi0lite.text import WordTokenizer
-from pi0lite.train import TrainConfig, Trainable, batch_observation, loss_fn, train
+from pi0lite.toy.text import WordTokenizer
+from pi0lite.toy.train import TrainConfig, Trainable, batch_observation, loss_fn, train
 
 SMALL = TINY.replace(
     action_horizon=4,

@@ -3,11 +3,11 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from pi0lite.viz import plot_attention  # noqa: E402
+from pi0lite.course.viz import plot_attention
 
 
 def _probs(t, s, seed=0):

@@ -4,13 +4,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.patches import Rectangle
 
-from pi0lite import viz  # noqa: E402
-from pi0lite.masks import make_attn_mask  # noqa: E402
+from pi0lite.course import viz
+from pi0lite.masks import make_attn_mask
 
 SEGMENTS = [("image", 4), ("text", 3), ("state", 1), ("actions", 3)]
 AR = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0], bool)

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from pi0lite.masks import make_attn_mask  # noqa: E402
-from pi0lite.widgets import mask_explorer  # noqa: E402
+from pi0lite.masks import make_attn_mask
+from pi0lite.course.widgets import mask_explorer
 
 
 def test_explorer_follows_toggles():

@@ -5,11 +5,11 @@ import pathlib
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from pi0lite.masks import make_attn_mask, prefix_ar_mask, suffix_ar_mask  # noqa: E402
-from pi0lite.viz import plot_attn_mask  # noqa: E402
+from pi0lite.masks import make_attn_mask, prefix_ar_mask, suffix_ar_mask
+from pi0lite.course.viz import plot_attn_mask
 
 segments = [("camera 1", 6), ("camera 2 (missing)", 6), ("prompt", 6), ("state", 1), ("actions", 6)]
 input_mask = np.concatenate([np.ones(6), np.zeros(6), [1, 1, 1, 1, 0, 0], np.ones(1), np.ones(6)]).astype(bool)

@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -47,7 +47,7 @@ def build() -> Notebook:
         from flax import nnx
 
         import pi0lite
-        from pi0lite import checks
+        from pi0lite.course import checks
 
         np.set_printoptions(precision=3, suppress=True)  # print arrays rounded
         print("pi0lite", pi0lite.__version__, "| jax", jax.__version__)
@@ -241,7 +241,7 @@ def build() -> Notebook:
         * An **exercise cell** starts with `# Exercise N.M: …`. It gives you the signature and the
           docstring; in the student notebook the body is `raise NotImplementedError(...)`: replace
           it with your code.
-        * The **check cell** after it calls `pi0lite.checks.check_<name>(your_function)`. It runs
+        * The **check cell** after it calls `pi0lite.course.checks.check_<name>(your_function)`. It runs
           hand-built cases first, then random ones, against the package. On success it prints one
           line starting with ✓. On failure it raises an `AssertionError` that names the case, the
           first wrong index, the expected and the actual value, and a hint when your answer looks

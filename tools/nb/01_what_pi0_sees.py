@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -34,12 +34,13 @@ def build() -> Notebook:
         import numpy as np
         from flax import nnx
 
-        from pi0lite import checks, flow, viz
+        from pi0lite import flow
+        from pi0lite.course import checks, viz
         from pi0lite.config import OPENPI_DUMMY, PI0, TINY
-        from pi0lite.envs.toy import ToyEnv, instruction
+        from pi0lite.toy.env import ToyEnv, instruction
         from pi0lite.observation import Observation
         from pi0lite.pi0 import Pi0
-        from pi0lite.text import WordTokenizer
+        from pi0lite.toy.text import WordTokenizer
 
         np.set_printoptions(precision=3, suppress=True)
         cfg = TINY

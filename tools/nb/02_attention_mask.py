@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -28,9 +28,9 @@ def build() -> Notebook:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        from pi0lite import checks, viz
+        from pi0lite.course import checks, viz
         from pi0lite.masks import make_positions, prefix_ar_mask, suffix_ar_mask
-        from pi0lite.widgets import mask_explorer
+        from pi0lite.course.widgets import mask_explorer
 
         np.set_printoptions(precision=3, suppress=True)
         """
@@ -360,8 +360,8 @@ def build() -> Notebook:
         * Positions are `cumsum(input_mask) − 1` (`make_positions`).
 
         Package functions: `pi0lite.masks.make_attn_mask`, `prefix_ar_mask`, `suffix_ar_mask`,
-        `make_positions`; plots `pi0lite.viz.plot_attn_mask`, `plot_token_layout`; explorer
-        `pi0lite.widgets.mask_explorer`.
+        `make_positions`; plots `pi0lite.course.viz.plot_attn_mask`, `plot_token_layout`; explorer
+        `pi0lite.course.widgets.mask_explorer`.
 
         Next: **03 · The Gemma block**, where the mask meets the attention logits.
         """

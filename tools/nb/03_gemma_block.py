@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -32,7 +32,7 @@ def build() -> Notebook:
         import numpy as np
         from flax import nnx
 
-        from pi0lite import checks, viz
+        from pi0lite.course import checks, viz
         from pi0lite.config import TINY
         from pi0lite.masks import MASK_VALUE, make_attn_mask, make_positions
 
@@ -381,7 +381,7 @@ def build() -> Notebook:
           `Attention`.
         * **GeGLU**: `(gelu_tanh(x·W₀) ⊙ x·W₁)·W_out` — `FeedForward`.
         * `Gemma(...)(..., record_attention=True)` under `nnx.capture` returns attention
-          probabilities per layer; `pi0lite.viz.plot_attention` draws them.
+          probabilities per layer; `pi0lite.course.viz.plot_attention` draws them.
 
         Next, notebook 04 puts **two** of these stacks side by side — the mixture of transformers.
         """

@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -34,7 +34,7 @@ def build() -> Notebook:
         import numpy as np
         from flax import nnx
 
-        from pi0lite import checks, viz
+        from pi0lite.course import checks, viz
         from pi0lite.config import PI0, TINY
         from pi0lite.gemma import Gemma, attention_weights
         from pi0lite.masks import make_attn_mask, make_positions, prefix_ar_mask, suffix_ar_mask
@@ -291,13 +291,13 @@ def build() -> Notebook:
     )
     nb.md(
         """
-        The same count from the package, for the two real experts (`pi0lite.checks.mot.expert_param_count`
+        The same count from the package, for the two real experts (`pi0lite.course.checks.mot.expert_param_count`
         builds an abstract `Gemma` and sums its parameters):
         """
     )
     nb.code(
         """
-        from pi0lite.checks.mot import expert_param_count as package_count
+        from pi0lite.course.checks.mot import expert_param_count as package_count
 
         for name, cfg in [("Gemma-2B (VLM)", PI0.paligemma), ("Gemma-300M (action)", PI0.action_expert)]:
             print(f"{name:22s} {package_count(cfg):>15,}")

@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -33,7 +33,8 @@ def build() -> Notebook:
         import numpy as np
         from flax import nnx
 
-        from pi0lite import checks, flow, toy2d, viz
+        from pi0lite import flow
+        from pi0lite.course import checks, flow2d, viz
 
         np.set_printoptions(precision=3, suppress=True)
         key = jax.random.key(0)
@@ -51,7 +52,7 @@ def build() -> Notebook:
     )
     nb.code(
         """
-        obs, actions = toy2d.sample_data(jax.random.key(1), 2000)
+        obs, actions = flow2d.sample_data(jax.random.key(1), 2000)
         print("obs", obs.shape, "actions", actions.shape)
         print(f"share of actions above the obstacle: {float(jnp.mean(actions[:, 0, 1] > 0)):.3f}")
         viz.plot_points_2d({"demonstrated actions": actions}, title="two modes for every observation")
@@ -173,18 +174,18 @@ def build() -> Notebook:
 
         The flow-matching loss is the squared error between predicted and target velocity,
         $\\mathbb{E}\\,\\lVert v_\\theta(x_t, t, o) - (\\epsilon - a)\\rVert^2$
-        (`toy2d.flow_matching_loss`, built from `flow.sample_time`, `interpolate` and
-        `target_velocity`). The baseline `toy2d.RegressionNet` maps $o$ straight to an action
+        (`flow2d.flow_matching_loss`, built from `flow.sample_time`, `interpolate` and
+        `target_velocity`). The baseline `flow2d.RegressionNet` maps $o$ straight to an action
         with MSE. Both train on fresh toy batches for a few seconds.
         """
     )
     nb.code(
         """
-        velocity_net = toy2d.VelocityNet(rngs=nnx.Rngs(0))
-        flow_losses = toy2d.train(velocity_net, toy2d.flow_matching_loss, jax.random.key(4), steps=1500)
+        velocity_net = flow2d.VelocityNet(rngs=nnx.Rngs(0))
+        flow_losses = flow2d.train(velocity_net, flow2d.flow_matching_loss, jax.random.key(4), steps=1500)
 
-        regression_net = toy2d.RegressionNet(rngs=nnx.Rngs(0))
-        mse_losses = toy2d.train(regression_net, toy2d.regression_loss, jax.random.key(5), steps=500)
+        regression_net = flow2d.RegressionNet(rngs=nnx.Rngs(0))
+        mse_losses = flow2d.train(regression_net, flow2d.regression_loss, jax.random.key(5), steps=500)
 
         viz.plot_losses({"flow matching": flow_losses, "MSE regression": mse_losses})
         plt.show()
@@ -233,7 +234,7 @@ def build() -> Notebook:
         `1.0 + i * dt`, as an array `jnp.full((x.shape[0],), ...)`; update `x = x + dt * v`.
         """
     )
-    nb.code("from pi0lite.toy2d import euler_sample  # the package version from here on")
+    nb.code("from pi0lite.course.flow2d import euler_sample  # the package version from here on")
     nb.md("Sample 300 actions for the observation $o = 0.3$ and draw every Euler step:")
     nb.code(
         """
@@ -325,7 +326,7 @@ def build() -> Notebook:
           (`pi0lite.flow.interpolate`, `target_velocity`).
         * Training times follow Beta(1.5, 1), favouring the noisy end (`flow.sample_time`).
         * Sampling is Euler from t = 1 to t = 0 with $dt = -1/N$ (`flow.euler_step`,
-          `toy2d.euler_sample`); pi0 uses N = 10.
+          `flow2d.euler_sample`); pi0 uses N = 10.
         * MSE regression averages modes; flow matching samples them.
         * The paper's τ is $1 - t$ and its velocity is $-u$: same model, opposite labels.
 

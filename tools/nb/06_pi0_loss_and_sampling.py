@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -36,7 +36,8 @@ def build() -> Notebook:
         import numpy as np
         from flax import nnx
 
-        from pi0lite import checks, flow, viz
+        from pi0lite import flow
+        from pi0lite.course import checks, viz
         from pi0lite.config import TINY
         from pi0lite.masks import make_attn_mask, make_positions
         from pi0lite.pi0 import Observation, Pi0
@@ -299,8 +300,8 @@ def build() -> Notebook:
     )
     nb.code(
         """
-        from pi0lite.envs.toy import ToyEnv
-        from pi0lite.policy import load_shipped
+        from pi0lite.toy.env import ToyEnv
+        from pi0lite.toy.policy import load_shipped
 
         policy = load_shipped()  # Pi0 + normalisation stats + tokenizer
         print("shipped checkpoint trained for", policy.meta.get("train_steps"), "steps")
@@ -332,8 +333,8 @@ def build() -> Notebook:
           (`velocity_cached`) runs only the suffix, with positions
           `sum(prefix_mask) + cumsum(suffix_mask) − 1` and mask rows
           `[prefix_mask | make_attn_mask(suffix_mask, suffix_ar)]`. Same actions, less work.
-        * `pi0lite.viz.plot_denoising_trajectory` and `plot_action_chunk` draw what the sampler did;
-          `pi0lite.policy.load_shipped()` gives the same model with trained toy-task weights.
+        * `pi0lite.course.viz.plot_denoising_trajectory` and `plot_action_chunk` draw what the sampler did;
+          `pi0lite.toy.policy.load_shipped()` gives the same model with trained toy-task weights.
 
         This closes part 1 of the course. Part 2 turns to pi0-FAST: actions as tokens.
         """

@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -33,7 +33,7 @@ def build() -> Notebook:
         import numpy as np
         import scipy.fft
 
-        from pi0lite import checks, viz
+        from pi0lite.course import checks, viz
         from pi0lite.fast import FastTokenizer, dct_quantise, dequantise_idct
 
         np.set_printoptions(precision=3, suppress=True)

@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -31,11 +31,11 @@ def build() -> Notebook:
         import numpy as np
         from flax import nnx
 
-        from pi0lite import checks, viz
+        from pi0lite.course import checks, viz
         from pi0lite.config import TINY
         from pi0lite.fast import FastTokenizer
-        from pi0lite.fast_decode import decode_step, prefill
-        from pi0lite.fast_prompt import CharTokenizer, FastPrompt
+        from pi0lite.fast.decode import decode_step, prefill
+        from pi0lite.fast.prompt import CharTokenizer, FastPrompt
         from pi0lite.masks import make_attn_mask
         from pi0lite.pi0_fast import FastObservation, Pi0Fast, Pi0FastConfig
 
@@ -57,7 +57,7 @@ def build() -> Notebook:
         FAST id `k` is stored as vocabulary id `vocab_size − 1 − skip − k`: the action tokens
         occupy the top of the vocabulary (openpi skips PaliGemma's last 128 ids). Here the text
         tokenizer is a tiny character-level one; with the real PaliGemma sentencepiece model
-        (`pi0lite.text.SentencePieceTokenizer`) the same code applies.
+        (`pi0lite.toy.text.SentencePieceTokenizer`) the same code applies.
         """
     )
     nb.code(

@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from nbbuild import Notebook  # noqa: E402
+from nbbuild import Notebook
 
 
 def build() -> Notebook:
@@ -29,14 +29,15 @@ def build() -> Notebook:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        from pi0lite import checks, normalize, viz
+        from pi0lite.toy import normalize
+        from pi0lite.course import checks, viz
         from pi0lite.config import TINY
-        from pi0lite.data import build_dataset, training_arrays
-        from pi0lite.envs import toy, toy_render
-        from pi0lite.evaluate import evaluate, expert_fn, policy_fn, rollout, summarize
-        from pi0lite.policy import load_shipped, shipped_results
-        from pi0lite.text import WordTokenizer, tokenize_batch
-        from pi0lite.train import TrainConfig, train
+        from pi0lite.toy.data import build_dataset, training_arrays
+        from pi0lite.toy import env as toy, render as toy_render
+        from pi0lite.toy.evaluate import evaluate, expert_fn, policy_fn, rollout, summarize
+        from pi0lite.toy.policy import load_shipped, shipped_results
+        from pi0lite.toy.text import WordTokenizer, tokenize_batch
+        from pi0lite.toy.train import TrainConfig, train
 
         np.set_printoptions(precision=3, suppress=True)
         key = jax.random.key(0)
@@ -128,7 +129,7 @@ def build() -> Notebook:
         but not to read: it can lower the flow loss by modelling "one of the three squares" as a
         mixture, and goes to a random square (section 7 shows it).
 
-        We stand in for the pretraining with a small **auxiliary loss** (`pi0lite.aux.AuxHead`): a
+        We stand in for the pretraining with a small **auxiliary loss** (`pi0lite.toy.grounding.AuxHead`): a
         linear head on the prefix expert's output at the colour-word token regresses the goal
         square's centre, i.e. it asks the prefix a VLM question, "where is the square named here?".
         It costs nothing (the prefix output exists anyway) and is used only in training.
@@ -136,7 +137,7 @@ def build() -> Notebook:
 
         ## 4. Train pi0 for a minute
 
-        `pi0lite.train.train` runs one jitted step (the dataset is an *argument*, not a captured
+        `pi0lite.toy.train.train` runs one jitted step (the dataset is an *argument*, not a captured
         constant), AdamW with warm-up and cosine decay to the run's last step, gradient clipping,
         and draws batch $i$ from `fold_in(key(seed), i)` so a resumed run is identical to an
         uninterrupted one. 200 steps is far too short for a good policy; it shows the loss falling.
@@ -246,7 +247,7 @@ def build() -> Notebook:
     nb.hint("`outcome[coin_flip]` keeps only the coin-flip episodes; `np.mean` of a bool array is a fraction.")
     nb.md(
         """
-        The package versions are `pi0lite.evaluate.rollout` and `pi0lite.evaluate.summarize`.
+        The package versions are `pi0lite.toy.evaluate.rollout` and `pi0lite.toy.evaluate.summarize`.
 
         ## 6. Flow matching against regression
 
@@ -306,13 +307,13 @@ def build() -> Notebook:
     nb.summary(
         """
         * The toy task needs language (only the instruction names the goal) and is multimodal
-          (coin-flip detours): `pi0lite.envs.toy`, `toy_expert`, `pi0lite.data.build_dataset`.
-        * openpi-style data pipeline: z-score stats from the data (`pi0lite.normalize`), padding to
-          `action_dim`, a real tokenizer (`pi0lite.text`), all saved with the checkpoint
-          (`pi0lite.policy.Policy.save`).
-        * Training (`pi0lite.train`): one jitted step with the dataset as an argument, AdamW with
+          (coin-flip detours): `pi0lite.toy.env`, `toy_expert`, `pi0lite.toy.data.build_dataset`.
+        * openpi-style data pipeline: z-score stats from the data (`pi0lite.toy.normalize`), padding to
+          `action_dim`, a real tokenizer (`pi0lite.toy.text`), all saved with the checkpoint
+          (`pi0lite.toy.policy.Policy.save`).
+        * Training (`pi0lite.toy.train`): one jitted step with the dataset as an argument, AdamW with
           warm-up + cosine, resumable checkpoints.
-        * Closed loop with a receding horizon (`pi0lite.evaluate.rollout`): predict 16, execute 8.
+        * Closed loop with a receding horizon (`pi0lite.toy.evaluate.rollout`): predict 16, execute 8.
         * Flow matching picks one detour; MSE regression averages them into the obstacle.
         * From scratch, pi0 does not learn to read in minutes; the auxiliary goal-location head
           stands in for the grounding that PaliGemma's pretraining gives the real pi0.

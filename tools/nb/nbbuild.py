@@ -10,7 +10,7 @@ Cell conventions (also in notebooks/README.md):
 * first code cell, tag ``setup``: Colab install (only on Colab) + JAX compile cache env vars;
 * exercise cells, tag ``exercise``: first line ``# Exercise N.M: <task>``, signature and
   docstring outside, body between ``### BEGIN SOLUTION`` / ``### END SOLUTION``;
-* check cells, tag ``check``: call ``pi0lite.checks.check_*`` on the student's answer;
+* check cells, tag ``check``: call ``pi0lite.course.checks.check_*`` on the student's answer;
 * hint cells: markdown ``<details>``; instructor-only cells: tag ``solution-only``;
 * widget and timing cells: tag ``nbval-ignore-output``;
 * the last cell: markdown starting with ``## Summary``.

@@ -1,0 +1,297 @@
+"""FAST: action chunks -> a few discrete tokens (Pertsch et al. 2025), exact and never silently wrong.
+
+Axis letters: b batch (chunks), h action horizon (time), d action dim, f DCT frequency
+(same length as h), n flattened coefficients (f·d), t tokens.
+
+Encode, one batch at a time::
+
+    actions [b, h, d] --DCT-II (orthonormal, along h)--> coeffs [b, f, d]
+      --·scale, round half to even--> q [b, f, d] int
+      --row-major flatten (all d of frequency 0 first)--> [b, n]
+      --one character per integer--> b strings --byte-level BPE--> b lists of token ids
+
+Decode runs the same steps backwards and returns ``(actions, valid)``. A chunk is *invalid*
+(``valid[i] = False``) when its ids contain a negative or out-of-vocabulary id, when the decoded
+string does not have exactly ``h·d`` characters, or when a decoded coefficient falls outside
+the accepted range (the fitted range plus a headroom of one span on each side, the same range
+``encode`` accepts). Invalid chunks are decoded best-effort (coefficients truncated or
+zero-padded to ``h·d``) unless ``zero_invalid=True``.
+
+Alphabets (see :mod:`pi0lite.fast.bpe`): ``"bytes"`` (default, safe, fewest tokens),
+``"reference"`` (reproduces the reference processor's ids exactly, including its coverage hole,
+which decode then flags as invalid instead of returning garbage) and ``"bytes_v1"`` (the safe
+default of saved format version 1; files of that version load with it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import pathlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from jaxtyping import Bool, Float, Int
+from tokenizers import Tokenizer
+
+from pi0lite.fast import bpe as fast_bpe
+
+#: 2: ``"bytes"`` is the compact code of :mod:`pi0lite.fast.bpe`; version-1 ``"bytes"`` files
+#: (plain zigzag characters, all 256 byte symbols) load as ``"bytes_v1"``.
+FORMAT_VERSION = 2
+CONFIG_FILE = "fast_config.json"
+TOKENIZER_FILE = "tokenizer.json"
+#: Normalised (quantile) actions sit in roughly [-1, 1]; beyond this we warn once.
+UNNORMALISED_WARN_ABS = 2.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class FastConfig:
+    """Everything besides the BPE that decode needs; saved next to ``tokenizer.json``."""
+
+    scale: float
+    vocab_size: int
+    alphabet: str
+    min_token: int  # smallest quantised coefficient seen when fitting
+    max_token: int  # largest
+    action_horizon: int
+    action_dim: int
+    version: int = FORMAT_VERSION
+
+    @property
+    def headroom(self) -> int:
+        return max(self.max_token - self.min_token, 1)
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """Accepted coefficient range: the fitted one widened by one span on each side."""
+        lo = self.min_token if self.alphabet == "reference" else self.min_token - self.headroom
+        return lo, self.max_token + self.headroom
+
+    @property
+    def radix(self) -> int:
+        """``"bytes"``: continuation bytes per position of the rare-code characters."""
+        return fast_bpe.rare_radix(*self.bounds)
+
+    def to_code_points(self, q: np.ndarray) -> np.ndarray:
+        return fast_bpe.to_code_points(q, self.alphabet, self.min_token, self.radix)
+
+    def from_code_points(self, c: np.ndarray) -> np.ndarray:
+        return fast_bpe.from_code_points(c, self.alphabet, self.min_token, self.radix)
+
+
+def dct_quantise(actions: Float[np.ndarray, "b h d"], scale: float) -> Int[np.ndarray, "b f d"]:
+    """Orthonormal DCT-II along time, times ``scale``, rounded half to even."""
+    coeffs = scipy.fft.dct(np.asarray(actions, np.float64), type=2, axis=1, norm="ortho")
+    return np.around(coeffs * scale).astype(np.int64)
+
+
+def dequantise_idct(q: Int[np.ndarray, "b f d"], scale: float) -> Float[np.ndarray, "b h d"]:
+    """Inverse of :func:`dct_quantise` up to the rounding: ``idct(q / scale)``."""
+    return scipy.fft.idct(np.asarray(q, np.float64) / scale, type=2, axis=1, norm="ortho")
+
+
+def _as_batch(chunks, name: str) -> np.ndarray:
+    if isinstance(chunks, (list, tuple)):
+        shapes = {np.shape(c) for c in chunks}
+        if len(shapes) > 1:
+            raise ValueError(f"{name}: all chunks must share one (horizon, action_dim) shape, got {sorted(shapes)}")
+        chunks = np.stack([np.asarray(c, np.float64) for c in chunks]) if chunks else np.zeros((0, 0, 0))
+    x = np.asarray(chunks, np.float64)
+    if x.ndim != 3:
+        raise ValueError(f"{name} must be [batch, horizon, action_dim] (3 dims), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf ({int(np.sum(~np.isfinite(x)))} values)")
+    return x
+
+
+def _segment_all(flags: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``all(flags[segment])`` for consecutive segments of the given lengths (empty -> True)."""
+    bad = np.concatenate([[0], np.cumsum(~flags)])
+    ends = np.cumsum(lengths)
+    return (bad[ends] - bad[ends - lengths]) == 0
+
+
+class FastTokenizer:
+    """A fitted FAST tokenizer. Build with :meth:`fit` or :meth:`load`."""
+
+    def __init__(self, config: FastConfig, bpe: Tokenizer):
+        fast_bpe.check_alphabet(config.alphabet)
+        self.config = config
+        self.bpe = bpe
+        self._warned_unnormalised = False
+
+    # --- construction ----------------------------------------------------------------------
+    @classmethod
+    def fit(cls, chunks, *, scale: float = 10.0, vocab_size: int = 1024, alphabet: str = "bytes") -> "FastTokenizer":
+        """Fit min/max coefficients and the BPE on training chunks ``[b, h, d]`` (normalised)."""
+        fast_bpe.check_alphabet(alphabet)
+        x = _as_batch(chunks, "chunks")
+        if x.shape[0] == 0:
+            raise ValueError("chunks: need at least one training chunk, got 0")
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        q = dct_quantise(x, scale)
+        lo, hi = int(q.min()), int(q.max())
+        config = FastConfig(
+            scale=float(scale), vocab_size=int(vocab_size), alphabet=alphabet, min_token=lo, max_token=hi,
+            action_horizon=x.shape[1], action_dim=x.shape[2],
+        )
+        if alphabet == "reference" and hi - lo > vocab_size:
+            raise ValueError(
+                f"vocab_size ({vocab_size}) is too small for the coefficient span {hi - lo} "
+                f"(min {lo}, max {hi}); raise vocab_size, lower scale or normalise the actions"
+            )
+        if config.to_code_points(np.array(config.bounds)).max() > fast_bpe.MAX_CODE_POINT:
+            raise ValueError(
+                f"quantised coefficients span [{lo}, {hi}]: too wide for a character alphabet; "
+                f"lower scale (={scale}) or normalise the actions (max |x| = {np.abs(x).max():.3g})"
+            )
+        tok = cls(config, fast_bpe.new_tokenizer(alphabet))
+        tok._maybe_warn(x, stacklevel=3)
+        codes = config.to_code_points(q.reshape(len(q), -1))
+        if alphabet == "reference":
+            initial = fast_bpe.initial_alphabet(alphabet, lo, hi, min_token=lo)
+        else:  # every integer that encode accepts
+            initial = fast_bpe.initial_alphabet(alphabet, *config.bounds, min_token=lo, radix=config.radix)
+        tok.bpe = fast_bpe.train_bpe(fast_bpe.rows_to_strings(codes), alphabet=alphabet, vocab_size=vocab_size, initial=initial)
+        return tok
+
+    # --- encode ----------------------------------------------------------------------------
+    def quantise(self, chunks) -> Int[np.ndarray, "b f d"]:
+        """Checked DCT + quantisation: the integers that :meth:`encode` turns into tokens."""
+        return self._quantise(chunks)
+
+    def _quantise(self, chunks) -> np.ndarray:
+        c = self.config
+        x = _as_batch(chunks, "chunks")
+        if x.shape[1:] != (c.action_horizon, c.action_dim):
+            raise ValueError(
+                f"chunks have (horizon, action_dim) = {x.shape[1:]}, but this tokenizer was fitted "
+                f"on {(c.action_horizon, c.action_dim)}"
+            )
+        self._maybe_warn(x, stacklevel=4)  # _maybe_warn <- _quantise <- quantise/encode <- caller
+        q = dct_quantise(x, c.scale)
+        lo, hi = c.bounds
+        if q.size and (q.max() > hi or q.min() < (c.min_token - c.headroom)):
+            bad = np.where((q > hi) | (q < c.min_token - c.headroom))[0]
+            raise ValueError(
+                f"chunks {sorted(set(bad.tolist()))[:5]}: quantised coefficients in [{q.min()}, {q.max()}] "
+                f"are far outside the fitted range [{c.min_token}, {c.max_token}] (accepted: "
+                f"[{c.min_token - c.headroom}, {hi}]); are the actions normalised?"
+            )
+        if c.alphabet == "reference" and q.size and q.min() < c.min_token:
+            n = int(np.sum(q < c.min_token))
+            warnings.warn(
+                f"{n} coefficients below min_token {c.min_token} clamped (reference alphabet behaviour; "
+                "use alphabet='bytes' to encode them exactly)",
+                RuntimeWarning,
+                stacklevel=3,  # _quantise <- quantise/encode <- caller
+            )
+            q = np.maximum(q, c.min_token)
+        return q
+
+    def encode(self, chunks) -> list[list[int]]:
+        """``[b, h, d]`` chunks -> ``b`` lists of token ids (variable length)."""
+        q = self._quantise(chunks)
+        codes = self.config.to_code_points(q.reshape(len(q), -1))
+        strings = fast_bpe.rows_to_strings(codes)
+        # encode_batch_fast (tokenizers >= 0.21) skips the offsets we do not need
+        encode_batch = getattr(self.bpe, "encode_batch_fast", self.bpe.encode_batch)
+        return [e.ids for e in encode_batch(strings)]
+
+    # --- decode ----------------------------------------------------------------------------
+    def decode(
+        self,
+        tokens,
+        *,
+        action_horizon: int | None = None,
+        action_dim: int | None = None,
+        zero_invalid: bool = False,
+    ) -> tuple[Float[np.ndarray, "b h d"], Bool[np.ndarray, "b"]]:
+        """Token id lists -> ``(actions [b, h, d], valid [b])``.
+
+        ``action_horizon``/``action_dim`` default to the fitted ones and must equal them if given.
+        """
+        c = self.config
+        for name, given, stored in (("action_horizon", action_horizon, c.action_horizon), ("action_dim", action_dim, c.action_dim)):
+            if given is not None and given != stored:
+                raise ValueError(f"{name}={given} but this tokenizer was fitted with {name}={stored}")
+        h, d = c.action_horizon, c.action_dim
+        n = h * d
+        size = self.bpe.get_vocab_size()
+        b = len(tokens)
+        n_ids = np.fromiter(map(len, tokens), np.int64, b)
+        flat_ids = np.fromiter(itertools.chain.from_iterable(tokens), np.int64, int(n_ids.sum()))
+        ok = (flat_ids >= 0) & (flat_ids < size)
+        valid = _segment_all(ok, n_ids) & (n_ids > 0)
+        # the BPE must not see bad ids (a negative one would raise for the whole batch)
+        if ok.all() and all(type(t) is list for t in tokens):
+            seqs = tokens
+        else:
+            rows = np.split(np.where(ok, flat_ids, -1), np.cumsum(n_ids)[:-1]) if b else []
+            seqs = [row[row >= 0].tolist() for row in rows]
+        strings = self.bpe.decode_batch(seqs, skip_special_tokens=False) if b else []
+        codes, lengths = fast_bpe.strings_to_code_points(strings)
+        q = c.from_code_points(codes)
+        lo, hi = c.bounds
+        valid &= (lengths == n) & _segment_all((q >= lo) & (q <= hi), lengths)
+        q = np.where(q == fast_bpe.NOT_A_CODE, 0, q)  # a character no integer maps to: best effort 0
+        out = np.zeros((b, n), np.int64)
+        exact = lengths == n
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        if exact.any():
+            out[exact] = q[starts[exact, None] + np.arange(n)]
+        for i in np.flatnonzero(~exact):  # best effort: truncate or zero-pad
+            m = min(int(lengths[i]), n)
+            out[i, :m] = q[starts[i] : starts[i] + m]
+        actions = dequantise_idct(out.reshape(-1, h, d), c.scale)
+        if zero_invalid:
+            actions[~valid] = 0.0
+        return actions, valid
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self, path) -> pathlib.Path:
+        path = pathlib.Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.bpe.save(str(path / TOKENIZER_FILE))
+        (path / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "FastTokenizer":
+        path = pathlib.Path(path)
+        if not (path / CONFIG_FILE).is_file() or not (path / TOKENIZER_FILE).is_file():
+            raise ValueError(f"{path} is not a saved FastTokenizer (needs {CONFIG_FILE} and {TOKENIZER_FILE})")
+        raw = json.loads((path / CONFIG_FILE).read_text())
+        if raw.get("version") not in (1, FORMAT_VERSION):
+            raise ValueError(f"{path / CONFIG_FILE}: version {raw.get('version')!r}, expected 1 or {FORMAT_VERSION}")
+        if raw["version"] == 1:  # same behaviour, today's names
+            raw = {**raw, "version": FORMAT_VERSION, "alphabet": {"bytes": "bytes_v1"}.get(raw["alphabet"], raw["alphabet"])}
+        return cls(FastConfig(**raw), Tokenizer.from_file(str(path / TOKENIZER_FILE)))
+
+    # --- helpers ---------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        """The number of ids the BPE really has (≤ ``config.vocab_size``)."""
+        return self.bpe.get_vocab_size()
+
+    def _maybe_warn(self, x: np.ndarray, stacklevel: int) -> None:
+        if not self._warned_unnormalised and x.size and np.abs(x).max() > UNNORMALISED_WARN_ABS:
+            self._warned_unnormalised = True
+            warnings.warn(
+                f"actions reach |x| = {np.abs(x).max():.3g}; FAST expects quantile-normalised actions "
+                "in about [-1, 1] (warning shown once)",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"FastTokenizer(alphabet={c.alphabet!r}, scale={c.scale}, vocab={self.vocab_size}, "
+            f"coeff range=[{c.min_token}, {c.max_token}], chunk=({c.action_horizon}, {c.action_dim}))"
+        )

@@ -1,0 +1,139 @@
+"""Toy-task demonstrations: expert episodes cut into one action chunk per step (numpy).
+
+``build_dataset`` draws scenes, plans the scripted expert, replays it in the batched env (so every
+recorded state is what the env really produced), renders every frame and cuts, at every step ``t``
+of every episode, the chunk ``actions[t : t + H]`` (zero-padded after arrival: "hold still").
+Everything is seeded: the same arguments give the same bytes.
+
+Axis letters: n chunks (samples), e episodes, s image side, h action horizon, k xy, l text tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Bool, Float, Int, UInt8
+
+from pi0lite.toy import env as toy, expert as toy_expert, render as toy_render
+
+GOAL_CENTRE, GOAL_SCALE = 0.5, 0.3  # aux target: (goal_xy − 0.5) / 0.3, roughly in [−1, 1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToyDataset:
+    """Chunks (leading axis n) plus the episodes (leading axis e) they come from."""
+
+    images: UInt8[np.ndarray, "n s s 3"]
+    state: Float[np.ndarray, "n 4"]  # (x, y, vx, vy) before the chunk's first action
+    actions: Float[np.ndarray, "n h 2"]  # the expert's next h velocities
+    episode: Int[np.ndarray, " n"]
+    step: Int[np.ndarray, " n"]
+    scenes: toy.Scenes  # per episode
+    coin_flip: Bool[np.ndarray, " e"]  # the expert's side was a coin flip
+    side: Int[np.ndarray, " e"]
+    outcome: Int[np.ndarray, " e"]  # expert replay outcome (all SUCCESS)
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+    @property
+    def instructions(self) -> list[str]:
+        """Instruction text of every chunk."""
+        per_episode = self.scenes.instructions
+        return [per_episode[e] for e in self.episode]
+
+    @property
+    def goal_xy(self) -> Float[np.ndarray, "n 2"]:
+        return self.scenes.goal_xy[self.episode]
+
+
+def replay(scenes: toy.Scenes, actions: Float[np.ndarray, "e t 2"]):
+    """Run the action sequences in the batched env; returns (positions, velocities, alive, outcome).
+
+    ``alive[e, t]`` is True when episode ``e`` was still running before step ``t``.
+    """
+    env = toy.BatchedToyEnv()
+    env.reset(scenes)
+    steps = max(toy.MAX_STEPS, actions.shape[1])
+    pos, vel, alive = [], [], []
+    padded = np.zeros((len(scenes), steps, 2))
+    padded[:, : actions.shape[1]] = actions
+    for t in range(toy.MAX_STEPS):
+        alive.append(~env.done)
+        pos.append(env.pos.copy())
+        vel.append(env.vel.copy())
+        if env.done.all():
+            break
+        env.step(padded[:, t])
+    return np.stack(pos, 1), np.stack(vel, 1), np.stack(alive, 1), env.outcome.copy()
+
+
+def build_dataset(
+    num_episodes: int, *, seed: int = 0, horizon: int = 16, image_size: int = 32, layout: str = "canonical"
+) -> ToyDataset:
+    """Expert demonstrations of ``num_episodes`` episodes, one chunk of ``horizon`` per step."""
+    if num_episodes <= 0 or horizon <= 0:
+        raise ValueError(f"num_episodes and horizon must be positive, got {num_episodes}, {horizon}")
+    rng = np.random.default_rng(seed)
+    scenes = toy.sample_scenes(rng, num_episodes, layout=layout)
+    expert = toy_expert.plan(scenes, rng)
+    pos, vel, alive, outcome = replay(scenes, expert.actions)
+    episode, step = np.nonzero(alive)  # row-major: episode by episode, step by step
+    # chunk = actions[t : t + h], zero-padded past the plan's end
+    padded = np.zeros((num_episodes, expert.actions.shape[1] + horizon, 2))
+    padded[:, : expert.actions.shape[1]] = expert.actions
+    window = step[:, None] + np.arange(horizon)[None]  # [n, h]
+    chunks = padded[episode[:, None], window]
+    images = toy_render.render_frames(scenes, episode, pos[episode, step], image_size)
+    state = np.concatenate([pos[episode, step], vel[episode, step]], -1)
+    return ToyDataset(
+        images=images, state=state.astype(np.float32), actions=chunks.astype(np.float32),
+        episode=episode.astype(np.int32), step=step.astype(np.int32), scenes=scenes,
+        coin_flip=expert.coin_flip, side=expert.side, outcome=outcome,
+    )
+
+
+def goal_target(goal_xy: Float[np.ndarray, "n 2"]) -> Float[np.ndarray, "n 2"]:
+    """The auxiliary grounding target: the goal square's centre, rescaled to about [−1, 1]."""
+    return ((goal_xy - GOAL_CENTRE) / GOAL_SCALE).astype(np.float32)
+
+
+def training_arrays(dataset: ToyDataset, tokenizer, norm, *, max_token_len: int, action_dim: int) -> dict:
+    """Flat numpy arrays ready to live on the device during training.
+
+    Images stay uint8 (converted to [−1, 1] inside the jitted step); state and actions are
+    normalised with ``norm`` (a :class:`pi0lite.toy.normalize.NormStats` pair) and zero-padded to
+    ``action_dim``; prompts are tokenised; ``aux_target`` is the goal centre and ``aux_pos`` the
+    index of the colour word in the prompt.
+    """
+    from pi0lite.toy.normalize import pad_to_dim
+    from pi0lite.toy.text import colour_positions, tokenize_batch
+
+    per_episode = dataset.scenes.instructions
+    ids, mask = tokenize_batch(tokenizer, per_episode, max_token_len)
+    return {
+        "images": dataset.images,
+        "state": pad_to_dim(norm["state"].normalize(dataset.state), action_dim),
+        "actions": pad_to_dim(norm["actions"].normalize(dataset.actions), action_dim),
+        "tokens": ids[dataset.episode],
+        "token_mask": mask[dataset.episode],
+        "aux_target": goal_target(dataset.goal_xy),
+        "aux_pos": colour_positions(tokenizer, ids)[dataset.episode],
+    }
+
+
+def save_dataset(dataset: ToyDataset, path) -> None:
+    """Write the dataset to one uncompressed ``.npz`` (fast to reload)."""
+    fields = {f.name: getattr(dataset, f.name) for f in dataclasses.fields(dataset) if f.name != "scenes"}
+    scenes = {f"scenes_{f.name}": getattr(dataset.scenes, f.name) for f in dataclasses.fields(toy.Scenes)}
+    np.savez(pathlib.Path(path), **fields, **scenes)
+
+
+def load_dataset(path) -> ToyDataset:
+    with np.load(pathlib.Path(path)) as z:
+        scenes = toy.Scenes(**{f.name: z[f"scenes_{f.name}"] for f in dataclasses.fields(toy.Scenes)})
+        names = [f.name for f in dataclasses.fields(ToyDataset) if f.name != "scenes"]
+        return ToyDataset(scenes=scenes, **{k: z[k] for k in names})

@@ -1,0 +1,225 @@
+"""``make demo``: build the toy data, train pi0 (flow) and the MSE baseline, evaluate, draw.
+
+    python -m pi0lite.demo --out outputs [--steps 5000] [--seed 0] [--image-size 32]
+
+1. Builds 2,500 expert episodes (~148k chunks), the tokenizer and the normalisation stats.
+2. Trains the flow policy and the MSE baseline **concurrently, one process per core** (pinned with
+   ``os.sched_setaffinity``; about 1.35× the throughput of running them one after the other).
+   Training checkpoints every 500 steps: re-running resumes an interrupted demo.
+3. Evaluates both on 200 episodes plus 100 aligned scenes, prints a table and writes
+   ``results.json``, ``loss_curves.png``, ``rollouts_coin_flip.png``, ``rollouts_overview.png``,
+   ``attn_mask.png`` (and ``rollouts.gif`` with ``--gif``) to ``--out``.
+
+``--ablation`` also trains the flow policy without the grounding loss (reported under
+``ablation_no_aux``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``
+(the shipped checkpoints were made with ``--seed 0 --ablation --ship``, 5,000 steps each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+
+def _pin(core: int):
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def launch(args, out: pathlib.Path, jobs: list[tuple[str, str, float]]) -> None:
+    """Run the training jobs pinned one per core, in waves of ``#cores`` (one by one with 1 core)."""
+    cores = sorted(os.sched_getaffinity(0))
+    parallel = len(cores) >= 2 and not args.sequential
+    wave = len(cores) if parallel else 1
+    for start in range(0, len(jobs), wave):
+        procs, batch = [], jobs[start : start + wave]
+        pinned = parallel and len(batch) > 1  # a job alone gets every core
+        for i, (name, mode, aux) in enumerate(batch):
+            cmd = [sys.executable, "-m", "pi0lite.toy.demo_worker", "--out", str(out), "--mode", mode, "--name", name,
+                   "--steps", str(args.steps), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
+                   "--aux-weight", str(aux), "--image-size", str(args.image_size), "--position", str(i)]
+            env = dict(os.environ)
+            if pinned:  # one core each: keep XLA from spawning a second compute thread on it
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                                    " intra_op_parallelism_threads=1").strip()
+            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i]) if pinned else None)))
+        for name, proc in procs:
+            if proc.wait():
+                raise SystemExit(f"training {name} failed (exit {proc.returncode})")
+
+
+def build_data(args, out: pathlib.Path) -> None:
+    from pi0lite.toy import normalize
+    from pi0lite.toy.data import build_dataset, save_dataset
+    from pi0lite.toy import env as toy
+    from pi0lite.toy.text import WordTokenizer
+
+    ds = build_dataset(args.episodes, seed=args.seed, image_size=args.image_size)
+    save_dataset(ds, out / "data.npz")
+    WordTokenizer.from_texts([toy.instruction(c) for c in range(3)]).save(out / "tokenizer.json")
+    stats = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    normalize.save_stats(stats, out / "norm_stats.json")
+    print(f"data: {args.episodes} episodes, {len(ds)} chunks, {ds.coin_flip.mean():.0%} coin-flip episodes")
+
+
+def evaluate_all(args, out: pathlib.Path, names: list[str]) -> dict:
+    import numpy as np
+
+    from pi0lite.toy.evaluate import evaluate, policy_fn
+    from pi0lite.toy.policy import Policy
+
+    results, rollouts = {}, {}
+    for name in names:
+        policy = Policy.load(out / name / "policy")
+        t0 = time.perf_counter()
+        metrics, main, tied = evaluate(policy_fn(policy), num_episodes=args.eval_episodes,
+                                       num_aligned=args.aligned, image_size=args.image_size)
+        metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
+        metrics["train_seconds"] = round(policy.meta.get("train_seconds", float("nan")), 1)
+        metrics["train_steps"] = policy.meta.get("train_steps")
+        results[name], rollouts[name] = metrics, (policy, main, tied)
+        print(f"evaluated {name} in {metrics['eval_seconds']:.0f} s", flush=True)
+    t0 = time.perf_counter()
+    draw(args, out, {n: np.load(out / n / "history.npy") for n in names}, rollouts)
+    print(f"figures in {time.perf_counter() - t0:.0f} s", flush=True)
+    return results
+
+
+def draw(args, out: pathlib.Path, histories: dict, rollouts: dict) -> None:
+    import jax
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pi0lite.config import TINY
+    from pi0lite.toy.evaluate import policy_fn, rollout
+    from pi0lite.masks import make_attn_mask, prefix_ar_mask, suffix_ar_mask
+    from pi0lite.course.viz.masks import plot_attn_mask
+    from pi0lite.course.viz.toy import animate_rollouts, plot_loss_curves, plot_rollouts
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    plot_loss_curves(histories, ax=axes[0], title="policy loss (flow: velocity MSE; mse: action MSE)")
+    plot_loss_curves(histories, ax=axes[1], column=1, title="aux grounding loss")
+    fig.tight_layout()
+    fig.savefig(out / "loss_curves.png", dpi=120)
+    plt.close(fig)
+
+    # 20 rollouts (different noise) from each of three aligned scenes: flow picks a side, MSE averages
+    names = list(rollouts)
+    _, _, tied = rollouts[names[0]]
+    fig, axes = plt.subplots(len(names), 3, figsize=(9, 3.1 * len(names)), squeeze=False)
+    scenes = tied.scenes[np.repeat(np.arange(3), 20)]  # one batch: one compile per policy
+    for row, name in enumerate(names):
+        r = rollout(policy_fn(rollouts[name][0]), scenes, jax.random.key(100), image_size=args.image_size)
+        for col in range(3):
+            sl = slice(20 * col, 20 * col + 20)
+            ok = (r.outcome[sl] == 1).mean()
+            plot_rollouts(scenes[sl], r.paths[sl], r.outcome[sl], ax=axes[row, col], title=f"{name}: {ok:.0%} success")
+        if args.gif and row == 0:
+            gif_fig, gif_ax = plt.subplots(figsize=(4, 4))
+            anim = animate_rollouts(scenes[:20], r.paths[:20], r.outcome[:20], ax=gif_ax)
+            anim.save(out / "rollouts.gif", writer="pillow", fps=12)
+            plt.close(gif_fig)
+    fig.suptitle("20 rollouts from each of 3 aligned (exact-tie) scenes; green success, red crash")
+    fig.tight_layout()
+    fig.savefig(out / "rollouts_coin_flip.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4), squeeze=False)
+    for col, name in enumerate(names):
+        _, main, _ = rollouts[name]
+        coin = main.coin_flip
+        first = int(np.argmax(coin))  # draw the arena of the first coin-flip episode
+        plot_rollouts(main.scenes, main.paths[coin], main.outcome[coin], index=first, ax=axes[0, col], alpha=0.4,
+                      title=f"{name}: all {coin.sum()} natural coin-flip episodes (one arena drawn)")
+    fig.tight_layout()
+    fig.savefig(out / "rollouts_overview.png", dpi=120)
+    plt.close(fig)
+
+    cfg = TINY
+
+    ar = np.concatenate([prefix_ar_mask(cfg.prefix_len), suffix_ar_mask(cfg.action_horizon)])
+    valid = np.ones((1, len(ar)), bool)
+    valid[0, cfg.num_image_tokens + 6 : cfg.prefix_len] = False  # "[BOS] go to the red square" + padding
+    mask = np.asarray(make_attn_mask(valid, ar))[0]
+    segs = [("image", cfg.num_image_tokens), ("text", cfg.max_token_len), ("state", 1), ("actions", cfg.action_horizon)]
+    ax = plot_attn_mask(mask, segments=segs, title="pi0 attention mask of the toy policy")
+    ax.figure.savefig(out / "attn_mask.png", dpi=120, bbox_inches="tight")
+    plt.close(ax.figure)
+
+
+def print_table(results: dict) -> None:
+    cols = ["success", "coin_flip_success", "aligned_success", "crash", "wrong", "timeout", "train_seconds"]
+    print("\n" + f"{'policy':>8} " + " ".join(f"{c:>17}" for c in cols))
+    for name, m in results.items():
+        cells = [f"{m[c]:17.1%}" if c != "train_seconds" else f"{m[c]:17.0f}" for c in cols]
+        print(f"{name:>8} " + " ".join(cells))
+
+
+def ship(out: pathlib.Path) -> None:
+    """Copy the trained policies (and the results) into ``pi0lite/assets`` for the notebooks."""
+    from pi0lite.toy.policy import ASSETS, VARIANTS
+
+    names = {"flow": "pi0", "mse": "mse", "noaux": "pi0_noaux"}
+    for variant, name in names.items():
+        if (out / name / "policy" / "params.npz").exists():
+            shutil.rmtree(ASSETS / VARIANTS[variant], ignore_errors=True)
+            shutil.copytree(out / name / "policy", ASSETS / VARIANTS[variant])
+            print(f"shipped {name} to {ASSETS / VARIANTS[variant]}")
+    shutil.copy(out / "results.json", ASSETS / "toy_results.json")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="outputs")
+    p.add_argument("--steps", type=int, default=5000, help="optimiser steps per policy (cosine ends here)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=32, choices=[32, 64])
+    p.add_argument("--episodes", type=int, default=2500, help="expert episodes in the training data")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--aligned", type=int, default=100, help="aligned (exact-tie) evaluation scenes")
+    p.add_argument("--no-aux", action="store_true", help="ablation: no grounding loss for either policy")
+    p.add_argument("--ablation", action="store_true",
+                   help="also train the flow policy without the grounding loss (after the main pair)")
+    p.add_argument("--sequential", action="store_true", help="train one after the other on all cores")
+    p.add_argument("--gif", action="store_true", help="also write rollouts.gif")
+    p.add_argument("--ship", action="store_true", help="copy the trained policies into pi0lite/assets/")
+    args = p.parse_args(argv)
+
+    t0 = time.perf_counter()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    build_data(args, out)
+    aux = 0.0 if args.no_aux else 1.0
+    jobs = [("pi0", "flow", aux), ("mse", "mse", aux)]
+    if args.ablation:
+        jobs.append(("pi0_noaux", "flow", 0.0))
+    print(f"training {len(jobs)} policies for {args.steps} steps each ...", flush=True)
+    launch(args, out, jobs)
+    (out / "data.npz").unlink()  # ~450 MB; rebuilt in seconds from the seed
+    print("evaluating ...", flush=True)
+    results = evaluate_all(args, out, [name for name, _, _ in jobs])
+    ablation = {"pi0": results.pop("pi0_noaux")} if args.ablation else None
+    total = time.perf_counter() - t0
+    summary = {"policies": results, "total_seconds": round(total, 1), "steps": args.steps, "seed": args.seed,
+               "episodes": args.episodes, "aux": not args.no_aux, "load_average": os.getloadavg()}
+    if ablation:
+        summary["ablation_no_aux"] = ablation
+    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    print_table({**results, **({"no-aux": ablation["pi0"]} if ablation else {})})
+    print(f"\ntotal {total / 60:.1f} min; figures and results.json in {out}/")
+    if args.ship:
+        ship(out)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

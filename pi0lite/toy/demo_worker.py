@@ -1,0 +1,82 @@
+"""One training job of ``make demo`` (run as its own process, one per core).
+
+``python -m pi0lite.toy.demo_worker --out DIR --mode flow|mse --steps N ...`` reads ``DIR/data.npz``,
+``DIR/tokenizer.json`` and ``DIR/norm_stats.json`` written by :mod:`pi0lite.toy.demo`, trains with
+checkpoints in ``DIR/<name>/ckpt`` (so an interrupted demo resumes where it stopped) and writes the
+policy to ``DIR/<name>/policy`` and the loss history to ``DIR/<name>/history.npy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import shutil
+
+
+def model_config(image_size: int):
+    """``TINY`` at 32 px; at 64 px the patches grow to 16 px so the token count stays 16."""
+    from pi0lite.config import TINY
+
+    if image_size == 32:
+        return TINY
+    if image_size == 64:
+        return TINY.replace(vision=dataclasses.replace(TINY.vision, image_size=64, patch_size=16))
+    raise ValueError(f"image_size must be 32 or 64, got {image_size}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", required=True)
+    p.add_argument("--mode", choices=["flow", "mse"], required=True)
+    p.add_argument("--name", default=None, help="sub-directory (default: the mode)")
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--aux-weight", type=float, default=1.0)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--position", type=int, default=0, help="tqdm bar row")
+    args = p.parse_args(argv)
+
+    from pi0lite.toy.data import load_dataset, training_arrays
+    from pi0lite.toy.normalize import load_stats
+    from pi0lite.toy.policy import Policy
+    from pi0lite.toy.text import WordTokenizer
+    from pi0lite.toy.train import TrainConfig, train
+
+    out = pathlib.Path(args.out)
+    job = out / (args.name or args.mode)
+    cfg = model_config(args.image_size)
+    tcfg = TrainConfig(mode=args.mode, steps=args.steps, batch_size=args.batch_size, aux_weight=args.aux_weight,
+                       seed=args.seed)
+    ckpt = job / "ckpt"
+    signature = json.dumps({"train": tcfg.__dict__, "image_size": args.image_size}, sort_keys=True)
+    if (ckpt / "signature.json").exists() and (ckpt / "signature.json").read_text() != signature:
+        shutil.rmtree(ckpt)  # a different run's checkpoint: start afresh
+    ckpt.mkdir(parents=True, exist_ok=True)
+    (ckpt / "signature.json").write_text(signature)
+
+    tokenizer = WordTokenizer.load(out / "tokenizer.json")
+    norm = load_stats(out / "norm_stats.json")
+    arrays = training_arrays(load_dataset(out / "data.npz"), tokenizer, norm,
+                             max_token_len=cfg.max_token_len, action_dim=cfg.action_dim)
+    result = train(cfg, tcfg, arrays, ckpt_dir=ckpt, ckpt_every=500, position=args.position,
+                   desc=f"{args.name or args.mode:>6}")
+    del arrays
+    seconds = result.seconds
+    timing = job / "train_seconds.json"
+    if timing.exists() and result.history.shape[0] == args.steps and seconds < 1.0:
+        seconds = json.loads(timing.read_text())["train_seconds"]  # nothing left to train: keep the old time
+    else:
+        timing.write_text(json.dumps({"train_seconds": seconds}))
+    import numpy as np
+
+    np.save(job / "history.npy", result.history)
+    meta = {"train_steps": args.steps, "aux_weight": args.aux_weight, "seed": args.seed, "train_seconds": seconds,
+            "batch_size": args.batch_size}
+    Policy(result.trainable.pi0, norm, tokenizer, mode=args.mode, meta=meta).save(job / "policy")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Closed-loop evaluation on the toy task: receding horizon, all episodes batched.
+
+Every replan, the policy sees every episode at once (one batched call, static shapes, one compile),
+predicts a chunk of H actions and the env executes the first ``execute`` of them; finished episodes
+just freeze. With H = 16, ``execute = 8`` and 100 steps that is at most 13 policy calls.
+
+Metrics (fractions): success, crash, wrong (another square), timeout; ``coin_flip_success`` over the
+episodes where the scripted expert itself would flip a coin; ``aligned_success`` over the aligned
+scenes (start, disc and goal on one vertical line: exact ties).
+
+Axis letters: n episodes, h action horizon, t time steps, k xy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import numpy as np
+from jaxtyping import Float, Int
+
+from pi0lite.toy import env as toy, expert as toy_expert
+
+EVAL_SEED = 1_000_003  # scenes never seen in training (the data seeds are small ints)
+
+PolicyFn = Callable[[dict, jax.Array], np.ndarray]  # (obs dict of batched arrays, key) -> [n, h, 2]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rollouts:
+    scenes: toy.Scenes
+    outcome: Int[np.ndarray, " n"]  # toy.SUCCESS / CRASH / WRONG / TIMEOUT
+    paths: Float[np.ndarray, "n t k"]  # positions; frozen after the episode ended
+    steps: Int[np.ndarray, " n"]  # steps taken
+    coin_flip: np.ndarray  # the expert would flip a coin in this scene
+
+
+def policy_fn(policy) -> PolicyFn:
+    """Adapt a :class:`pi0lite.toy.policy.Policy` to the rollout loop."""
+    return lambda obs, key: policy.infer(obs["image"], obs["state"], obs["instruction"], key)
+
+
+def rollout(fn: PolicyFn, scenes: toy.Scenes, key: jax.Array, *, execute: int = 8, image_size: int = 32) -> Rollouts:
+    """Run every scene to its end: predict a chunk, execute ``execute`` actions, replan."""
+    env = toy.BatchedToyEnv(image_size)
+    obs = env.reset(scenes)
+    paths = [env.pos.copy()]
+    replan = 0
+    while not env.done.all() and env.t.max() < toy.MAX_STEPS:
+        chunk = np.asarray(fn(obs, jax.random.fold_in(key, replan)))
+        if chunk.ndim != 3 or chunk.shape[0] != len(scenes) or chunk.shape[1] < execute:
+            raise ValueError(f"policy returned {chunk.shape}, expected [{len(scenes)}, >= {execute}, 2]")
+        for j in range(execute):
+            env.step(chunk[:, j, :2])
+            paths.append(env.pos.copy())
+            if env.done.all():
+                break
+        obs = env.observe()
+        replan += 1
+    coin = toy_expert.plan(scenes, np.random.default_rng(0)).coin_flip
+    return Rollouts(scenes=scenes, outcome=env.outcome.copy(), paths=np.stack(paths, 1), steps=env.t.copy(), coin_flip=coin)
+
+
+def summarize(r: Rollouts) -> dict:
+    """Fractions of each outcome and the coin-flip success rate."""
+    n = len(r.outcome)
+    out = {name: float(np.mean(r.outcome == code)) for code, name in
+           [(toy.SUCCESS, "success"), (toy.CRASH, "crash"), (toy.WRONG, "wrong"), (toy.TIMEOUT, "timeout")]}
+    coin = r.coin_flip
+    out["coin_flip_success"] = float(np.mean(r.outcome[coin] == toy.SUCCESS)) if coin.any() else float("nan")
+    out["coin_flip_episodes"], out["episodes"] = int(coin.sum()), n
+    return out
+
+
+def eval_scenes(num_episodes: int = 200, num_aligned: int = 100, *, seed: int = EVAL_SEED):
+    """The fixed evaluation scenes: canonical ones and aligned ones (same for every policy)."""
+    rng = np.random.default_rng(seed)
+    return toy.sample_scenes(rng, num_episodes), toy.sample_scenes(rng, num_aligned, layout="aligned")
+
+
+def evaluate(fn: PolicyFn, *, num_episodes: int = 200, num_aligned: int = 100, seed: int = EVAL_SEED,
+             execute: int = 8, image_size: int = 32, key: jax.Array | None = None) -> tuple[dict, Rollouts, Rollouts]:
+    """Metrics on ``num_episodes`` canonical scenes plus ``aligned_success`` on the aligned ones.
+
+    Both sets run in one batch (one compile of the policy); returns (metrics, canonical, aligned).
+    """
+    key = jax.random.key(seed) if key is None else key
+    canonical, aligned = eval_scenes(num_episodes, num_aligned, seed=seed)
+    both = rollout(fn, toy.concat_scenes([canonical, aligned]), key, execute=execute, image_size=image_size)
+    main, tied = _split(both, num_episodes)
+    metrics = summarize(main)
+    if num_aligned:
+        s = summarize(tied)
+        metrics.update(aligned_success=s["success"], aligned_crash=s["crash"], aligned_episodes=num_aligned)
+    return metrics, main, tied
+
+
+def _split(r: Rollouts, n: int) -> tuple[Rollouts, Rollouts]:
+    def part(sl):
+        return Rollouts(scenes=r.scenes[sl], outcome=r.outcome[sl], paths=r.paths[sl], steps=r.steps[sl],
+                        coin_flip=r.coin_flip[sl])
+
+    return part(slice(0, n)), part(slice(n, None))
+
+
+def expert_fn(scenes: toy.Scenes, horizon: int = 16, execute: int = 8) -> PolicyFn:
+    """The scripted expert replayed open-loop as a 'policy' (for tests; use the same ``execute``)."""
+    plan = toy_expert.plan(scenes, np.random.default_rng(0))
+    actions = np.concatenate([plan.actions, np.zeros((len(scenes), toy.MAX_STEPS + horizon, 2))], 1)
+    calls = {"t": 0}
+
+    def fn(obs, key):
+        t = calls["t"]
+        calls["t"] += execute
+        return actions[:, t : t + horizon]
+
+    return fn
