@@ -24,9 +24,11 @@ import textwrap
 import nbformat
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-#: Where Colab installs pi0lite from (one place to change it); a ``PI0LITE_SOURCE`` environment
-#: variable (any pip requirement, e.g. a fork's git URL or a wheel path) overrides it at run time.
-PI0LITE_GIT = "git+https://github.com/pi0lite/pi0lite@main"
+#: The public pip requirement Colab installs pi0lite from, in one place. Empty while the project
+#: has no public repository: then the ``PI0LITE_SOURCE`` environment variable must name one (any
+#: pip requirement: a fork's ``git+https://`` URL, or the path of an uploaded wheel or checkout);
+#: when set, ``PI0LITE_SOURCE`` always wins.
+PI0LITE_PUBLIC_SOURCE = ""
 
 SETUP_SOURCE = '''\
 # Setup. On Colab: install pi0lite (with the CUDA 12 build of JAX if a GPU is attached).
@@ -34,12 +36,16 @@ SETUP_SOURCE = '''\
 import os, shutil, subprocess, sys
 
 if "google.colab" in sys.modules:
+    source = os.environ.get("PI0LITE_SOURCE") or "PUBLIC_SOURCE"
+    if not source:
+        raise RuntimeError("pi0lite has no public repository yet: run `%env PI0LITE_SOURCE=<pip requirement>` (e.g. git+https://github.com/<you>/pi0lite, or an uploaded wheel's path), then this cell again")
     extra = "[cuda12]" if shutil.which("nvidia-smi") else ""
-    source = os.environ.get("PI0LITE_SOURCE", "PI0LITE_GIT")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"pi0lite{extra} @ {source}"], check=True)
+    requirement = source + extra if os.path.exists(source) else f"pi0lite{extra} @ {source}"
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement]).returncode:
+        raise RuntimeError(f"pip could not install {requirement!r}: check PI0LITE_SOURCE (see pip's message above)")
 for name, value in {"JAX_COMPILATION_CACHE_DIR": os.path.expanduser("~/.cache/pi0lite_jax"),
                     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}.items():
-    os.environ.setdefault(name, value)  # an already set value wins'''.replace("PI0LITE_GIT", PI0LITE_GIT)
+    os.environ.setdefault(name, value)  # an already set value wins'''.replace("PUBLIC_SOURCE", PI0LITE_PUBLIC_SOURCE)
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
