@@ -85,4 +85,4 @@ def test_parity_with_openpi_pi05(parity_dir, capsys):
 def test_unsupported_model_exits_2(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", **{"meta/json": np.array('{"model": "pi7"}')})
     assert openpi_main(["check", str(tmp_path / "x.npz")]) == 2
-    assert "not supported yet: model 'pi7'" in capsys.readouterr().out
+    assert "unknown model kind 'pi7'" in capsys.readouterr().err

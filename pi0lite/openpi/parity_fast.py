@@ -9,23 +9,25 @@ training (its known off-by-one), so the tokens are generated with ``openpi_posit
 
 from __future__ import annotations
 
-import json
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from pi0lite.masks import make_attn_mask
+from pi0lite.openpi.compare import CannotCheck, Row, compare, params_of, read_meta, require_keys
 from pi0lite.openpi.parity_pi0 import reference_sizes
 from pi0lite.pi0_fast import FastObservation, Pi0Fast, Pi0FastConfig
 
-FLOAT_TOL = 1e-4
-EXACT = 0.0
+OUTPUTS = (
+    "input_tokens", "input_mask", "input_ar_mask", "attn_mask", "pre_logits", "target_logp", "logits_argmax",
+    "loss", "sample_input_tokens_mask", "sample_aligned_input_mask", "sample_prefill_positions",
+    "sample_prefill_last_logits", "output_tokens",
+)
+TOKENS = ("tokenized_prompt", "tokenized_prompt_mask", "token_ar_mask", "token_loss_mask")
 
 
 def config_from_reference(ref: dict) -> Pi0FastConfig:
-    special = json.loads(str(ref["meta/json"])).get("special_tokens", {})
+    special = read_meta(ref).get("special_tokens", {})
     return Pi0FastConfig(
         **reference_sizes(ref), eos_id=int(special.get("EOS", 1)), pad_id=int(special.get("PAD", 0))
     )
@@ -45,7 +47,7 @@ def build_reference_model(ref: dict) -> tuple[Pi0Fast, FastObservation, FastObse
 
     cfg = config_from_reference(ref)
     model = Pi0Fast(cfg, rngs=nnx.Rngs(0))
-    load_params(model, {k[len("param/"):]: v for k, v in ref.items() if k.startswith("param/")})
+    load_params(model, params_of(ref))
     return model, observation_from_reference(ref, cfg.image_keys), observation_from_reference(ref, cfg.image_keys, "in/sample/")
 
 
@@ -74,22 +76,22 @@ def _prefill_pass(model, obs):
     )
 
 
-def check_pi0fast(ref: dict) -> list[tuple[str, float, float]]:
+def required_keys(ref: dict) -> list[str]:
+    """Keys a pi0-FAST reference file must hold before the model is built."""
+    cameras = read_meta(ref).get("camera_order")
+    if not isinstance(cameras, list) or not cameras:
+        raise CannotCheck("'meta/json' has no 'camera_order' list")
+    images = [f"in/{kind}/{c}" for c in cameras for kind in ("image_u8", "image_mask")]
+    tokens = [p + t for p in ("in/", "in/sample/") for t in TOKENS]
+    return ["meta/action_dim", "meta/action_horizon", "meta/max_token_len", "in/state", *images, *tokens, *(f"out/{n}" for n in OUTPUTS)]
+
+
+def check_pi0fast(ref: dict) -> list[Row]:
+    require_keys(ref, required_keys(ref))
     model, obs, sample_obs = build_reference_model(ref)
     ours = _loss_pass(model, obs)
     ours.update(_prefill_pass(model, sample_obs))
     steps = int(ref["out/output_tokens"].shape[1])
     ours["output_tokens"] = model.generate(jax.random.key(0), sample_obs, max_steps=steps, openpi_positions=True)
-    rows = []
-    for name, value in ours.items():
-        expected = ref[f"out/{name}"]
-        got = np.asarray(value)
-        if got.shape != expected.shape:
-            rows.append((name + f" (shape {got.shape} vs {expected.shape})", float("inf"), 0.0))
-            continue
-        exact = name == "output_tokens" or expected.dtype == bool or np.issubdtype(expected.dtype, np.integer)
-        if name == "logits_argmax":  # ties of float32 logits may legitimately flip; report exact anyway
-            exact = True
-        err = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if got.size else 0.0
-        rows.append((name, err, EXACT if exact else FLOAT_TOL))
-    return rows
+    # logits_argmax: ties of float32 logits could legitimately flip; it is reported exact anyway
+    return compare(ours, ref, exact=("output_tokens", "logits_argmax"))

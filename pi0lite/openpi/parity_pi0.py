@@ -7,19 +7,15 @@ parameters, feeds the inputs and returns ``(name, max abs error, tolerance)`` pe
 
 from __future__ import annotations
 
-import json
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
+from pi0lite import flow
 from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
 from pi0lite.masks import make_attn_mask, make_positions
 from pi0lite.observation import Observation
-
-FLOAT_TOL = 1e-4  # embeddings, loss, actions (openpi's own eager-vs-jit spread is ≤ 1.5e-5)
-EXACT = 0.0  # masks and positions
+from pi0lite.openpi.compare import CannotCheck, Row, compare, params_of, read_meta, require_keys
 
 
 def _gemma(ref: dict, suffix: str) -> GemmaConfig:
@@ -41,7 +37,7 @@ def _vision(ref: dict, image_size: int) -> VisionConfig:
 
 def reference_sizes(ref: dict) -> dict:
     """Config fields every reference file shares: sizes from the parameter shapes, rest from meta."""
-    meta = json.loads(str(ref["meta/json"]))
+    meta = read_meta(ref)
     cameras = tuple(meta["camera_order"])
     return dict(
         action_dim=int(ref["meta/action_dim"]),
@@ -57,7 +53,7 @@ def reference_sizes(ref: dict) -> dict:
 
 def config_from_reference(ref: dict) -> Pi0Config:
     """The ``Pi0Config`` matching a pi0 or pi0.5 reference file."""
-    meta = json.loads(str(ref["meta/json"]))
+    meta = read_meta(ref)
     return Pi0Config(
         **reference_sizes(ref), action_expert=_gemma(ref, "_1"), pi05=bool(meta["config"].get("pi05", False))
     )
@@ -73,28 +69,37 @@ def observation_from_reference(ref: dict, cameras) -> Observation:
     )
 
 
+OUTPUTS = (
+    "prefix_mask", "prefix_ar_mask", "suffix_tokens", "suffix_mask", "suffix_ar_mask",
+    "attn_mask", "positions", "x_t", "u_t", "suffix_out", "v_t", "loss", "sample_actions",
+)
+INPUTS = ("in/state", "in/tokenized_prompt", "in/tokenized_prompt_mask", "in/actions", "in/noise", "in/time", "in/sample_noise")
+
+
 @nnx.jit
 def _loss_pass(model, obs, actions, noise, time):
-    """Every intermediate of openpi's compute_loss, from one jitted call."""
-    prefix, prefix_mask, prefix_ar = model.embed_prefix(obs)
-    t = time[:, None, None]
-    x_t = t * noise + (1.0 - t) * actions
-    suffix, suffix_mask, suffix_ar = model.embed_suffix(obs, x_t, time)
+    """Every intermediate of openpi's compute_loss, each taken from the package's own code.
+
+    ``x_t`` and ``u_t`` come from :mod:`pi0lite.flow`; the embeddings, masks, the action
+    expert's output ``suffix_out`` and ``v_t`` are what one ``Pi0.forward`` call computed
+    (recorded with ``nnx.capture(..., method_outputs=...)``, which sows every method's output).
+    """
+    x_t = flow.interpolate(noise, actions, time)
+    u_t = flow.target_velocity(noise, actions)
+    forward = nnx.capture(model.forward, nnx.Intermediate, method_outputs=nnx.Intermediate)
+    (v_t, _), inter = forward(obs, x_t, time)
+    prefix, prefix_mask, prefix_ar = inter["embed_prefix"][0]
+    suffix, suffix_mask, suffix_ar = inter["embed_suffix"][0]
+    (_, suffix_out), _ = inter["PaliGemma"]["llm"]["__call__"][0]
+    cond = inter["adarms_cond"][0]
     input_mask = jnp.concatenate([prefix_mask, suffix_mask], axis=1)
-    ar = jnp.concatenate([prefix_ar, suffix_ar])
-    attn_mask = make_attn_mask(input_mask, ar)
-    positions = make_positions(input_mask)
-    cond = model.adarms_cond(time)
-    (_, suffix_out), _ = model.PaliGemma["llm"](
-        [prefix, suffix], positions=positions, mask=attn_mask, adarms_cond=[None, cond]
-    )
-    v_t = model.action_out_proj(suffix_out[:, -actions.shape[1] :])
     loss = model.compute_loss(jax.random.key(0), obs, actions, noise=noise, time=time)
     extra = {} if cond is None else {"adarms_cond": cond}
     return extra | dict(
         prefix_tokens=prefix, prefix_mask=prefix_mask, prefix_ar_mask=prefix_ar,
         suffix_tokens=suffix, suffix_mask=suffix_mask, suffix_ar_mask=suffix_ar,
-        attn_mask=attn_mask, positions=positions, x_t=x_t, u_t=noise - actions,
+        attn_mask=make_attn_mask(input_mask, jnp.concatenate([prefix_ar, suffix_ar])),
+        positions=make_positions(input_mask), x_t=x_t, u_t=u_t,
         suffix_out=suffix_out, v_t=v_t, loss=loss,
     )
 
@@ -111,25 +116,29 @@ def build_reference_model(ref: dict):
 
     cfg = config_from_reference(ref)
     model = Pi0(cfg, rngs=nnx.Rngs(0))
-    load_params(model, {k[len("param/"):]: v for k, v in ref.items() if k.startswith("param/")})
+    load_params(model, params_of(ref))
     return model, observation_from_reference(ref, cfg.image_keys)
 
 
-def check_pi0(ref: dict) -> list[tuple[str, float, float]]:
+def required_keys(ref: dict) -> list[str]:
+    """Keys a pi0 / pi0.5 reference file must hold before the model is built."""
+    meta = read_meta(ref)
+    cameras = meta.get("camera_order")
+    if not isinstance(cameras, list) or not cameras:
+        raise CannotCheck("'meta/json' has no 'camera_order' list")
+    pi05 = bool(meta.get("config", {}).get("pi05", False))
+    images = [f"in/{kind}/{c}" for c in cameras for kind in ("image_u8", "image_mask")]
+    outputs = [f"out/{n}" for n in OUTPUTS]
+    outputs += ["out/prefix_tokens_sel", "out/prefix_tokens_sel_index", "out/adarms_cond"] if pi05 else ["out/prefix_tokens"]
+    return ["meta/action_dim", "meta/action_horizon", "meta/max_token_len", *images, *INPUTS, *outputs]
+
+
+def check_pi0(ref: dict) -> list[Row]:
     """pi0 and pi0.5 reference files (pi0.5's stores a subset of the prefix tokens)."""
+    require_keys(ref, required_keys(ref))
     model, obs = build_reference_model(ref)
     ours = _loss_pass(model, obs, jnp.asarray(ref["in/actions"]), jnp.asarray(ref["in/noise"]), jnp.asarray(ref["in/time"]))
-    ours["sample_actions"] = _sample(model, obs, jnp.asarray(ref["in/sample_noise"]), num_steps=int(json.loads(str(ref["meta/json"])).get("num_steps", 10)))
+    ours["sample_actions"] = _sample(model, obs, jnp.asarray(ref["in/sample_noise"]), num_steps=int(read_meta(ref).get("num_steps", 10)))
     if "out/prefix_tokens_sel" in ref:  # pi0.5 file: every 4th image token and all text tokens
         ours["prefix_tokens_sel"] = ours.pop("prefix_tokens")[:, ref["out/prefix_tokens_sel_index"]]
-    rows = []
-    for name, value in ours.items():
-        expected = ref[f"out/{name}"]
-        got = np.asarray(value)
-        if got.shape != expected.shape:
-            rows.append((name + f" (shape {got.shape} vs {expected.shape})", float("inf"), 0.0))
-            continue
-        exact = expected.dtype == bool or np.issubdtype(expected.dtype, np.integer)
-        err = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if got.size else 0.0
-        rows.append((name, err, EXACT if exact else FLOAT_TOL))
-    return rows
+    return compare(ours, ref)
