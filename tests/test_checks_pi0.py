@@ -20,7 +20,7 @@ def _positions(prefix_mask, suffix_mask):
 
 def test_suffix_positions_accepts_solution(capsys):
     check_suffix_positions(_positions)
-    assert "✓ suffix_positions: 4/4" in capsys.readouterr().out
+    assert "✓ suffix_positions: 5/5" in capsys.readouterr().out
 
 
 def test_suffix_positions_rejects_off_by_one_and_padding_and_restart():
@@ -28,6 +28,11 @@ def test_suffix_positions_rejects_off_by_one_and_padding_and_restart():
     _rejects(check_suffix_positions, lambda p, s: p.shape[1] + jnp.cumsum(s, -1) - 1, "valid* prefix tokens")
     _rejects(check_suffix_positions, lambda p, s: jnp.cumsum(s, -1) - 1, "restart at 0")
     _rejects(check_suffix_positions, lambda p, s: _positions(p, s).astype(jnp.float32), "integer")
+
+
+def test_suffix_positions_rejects_ignoring_the_suffix_mask():
+    arange = lambda p, s: jnp.sum(p, -1, keepdims=True) + jnp.arange(s.shape[1])[None, :]
+    _rejects(check_suffix_positions, arange, "padded suffix slot", "not arange(q)")
 
 
 def _mask(prefix_mask, suffix_mask, suffix_ar, *, ignore_padding=False, causal=False, transpose=False):

@@ -27,9 +27,23 @@ def _pair(seed: int, shape=(3, 4, 2)):
     return random_normal(seed, shape), random_normal(seed + 100, shape)
 
 
+_BROADCAST = "time is per example ([b]): reshape it to [b, 1, 1] so it broadcasts over h and d."
+
+
 def check_flow_interpolate(interpolate: Callable) -> None:
     """``interpolate(noise [b,h,d], actions [b,h,d], time [b]) -> x_t [b,h,d]``."""
     cases = []
+    # first case: d == b, so a time of shape [b] broadcasts silently over the *last* axis (d)
+    # instead of over the batch; that mistake gives a wrong value, not an error, and gets its hint
+    noise, actions = _pair(2, (3, 4, 3))
+    time = np.array([0.1, 0.6, 0.95], np.float32)
+    t = time[:, None, None]
+    cases.append(Case(
+        name="t = 0.1, 0.6, 0.95 with action dim = batch = 3",
+        args=(jnp.asarray(noise), jnp.asarray(actions), jnp.asarray(time)),
+        expected=t * noise + (1 - t) * actions,
+        mistakes={_SWAPPED: t * actions + (1 - t) * noise, _BROADCAST: time * noise + (1 - time) * actions},
+    ))
     noise, actions = _pair(0)
     for name, time in [("t = 1 is pure noise", np.ones(3)), ("t = 0 is the data", np.zeros(3)),
                        ("t = 0.25, 0.5, 0.9 per example", np.array([0.25, 0.5, 0.9])),
@@ -41,9 +55,7 @@ def check_flow_interpolate(interpolate: Callable) -> None:
         cases.append(Case(
             name=name, args=(jnp.asarray(noise), jnp.asarray(actions), jnp.asarray(time)),
             expected=t * noise + (1 - t) * actions,
-            mistakes={_SWAPPED: t * actions + (1 - t) * noise,
-                      "time is per example ([b]): reshape it to [b, 1, 1] so it broadcasts over h and d.":
-                          np.zeros((3, 3, 3))},
+            mistakes={_SWAPPED: t * actions + (1 - t) * noise},
         ))
     run_cases("interpolate", interpolate, cases)
 

@@ -46,13 +46,21 @@ def _layouts() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     ]
 
 
+def _padded_suffix_layout() -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """pi0 never pads its own suffix, but ``suffix_positions`` takes ``suffix_mask`` and must honour
+    it: with a padded slot, ``n_valid + arange(q)`` (ignoring the mask) is caught."""
+    pm = np.array([[1, 1, 1, 0], [1, 0, 1, 1]], bool)
+    sm = np.array([[1, 1, 0, 1], [1, 1, 1, 1]], bool)
+    return "padded suffix slot, batch of 2", pm, sm, suffix_ar_mask(3)
+
+
 def check_suffix_positions(fn: Callable) -> None:
     """Exercise 6.1: ``fn(prefix_mask [b, p], suffix_mask [b, q]) -> int [b, q]`` RoPE positions.
 
     They must continue the prefix's numbering exactly as if the whole sequence ran in one pass.
     """
     cases = []
-    for name, pm, sm, _ in _layouts():
+    for name, pm, sm, _ in [*_layouts(), _padded_suffix_layout()]:
         n_valid = pm.sum(-1, keepdims=True)
         cum = np.cumsum(sm, -1)
         cases.append(
@@ -66,6 +74,8 @@ def check_suffix_positions(fn: Callable) -> None:
                     "Padding does not advance the position: count the *valid* prefix tokens "
                     "(sum of prefix_mask), not the prefix length.": pm.shape[1] + cum - 1,
                     "The suffix continues the prefix numbering; it does not restart at 0.": cum - 1,
+                    "Padded suffix slots do not advance the position either: use cumsum(suffix_mask) − 1, "
+                    "not arange(q).": n_valid + np.arange(sm.shape[1]),
                 },
             )
         )
