@@ -10,7 +10,7 @@ from pi0lite.config import TINY, GemmaConfig
 from pi0lite.toy import env as toy
 from pi0lite.toy.evaluate import evaluate, policy_fn
 from pi0lite.pi0 import Pi0
-from pi0lite.toy.policy import SHIPPED, Policy, load_shipped
+from pi0lite.toy.policy import Policy, load_shipped
 from pi0lite.toy.text import WordTokenizer
 
 SMALL = TINY.replace(
@@ -50,7 +50,6 @@ def test_bad_inputs(tmp_path):
         Policy.load(tmp_path)
 
 
-@pytest.mark.skipif(not (SHIPPED / "params.npz").exists(), reason="no shipped checkpoint yet (make demo --ship)")
 def test_shipped_checkpoint_still_succeeds():
     policy = load_shipped()
     assert policy.mode == "flow" and policy.config == TINY

@@ -31,7 +31,7 @@ from pi0lite.toy.normalize import NormStats, load_stats, pad_to_dim, save_stats
 from pi0lite.pi0 import Observation, Pi0
 from pi0lite.toy.text import WordTokenizer, tokenize_batch
 
-ASSETS = pathlib.Path(__file__).parent / "assets"
+ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"  # pi0lite/assets
 SHIPPED = ASSETS / "toy_policy"
 #: Shipped checkpoints: the flow policy, the MSE baseline and the no-aux ablation (all from ``make demo``).
 VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux"}
