@@ -38,8 +38,10 @@ test-notebooks: install
 demo: install
 	$(PY) -m pi0lite.demo --out outputs
 
+# JupyterLab rooted at the repository, opened on student/ (the exercises); notebooks/ (the
+# solutions) is one folder up in the file browser.
 lab: install
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/student
 
 student: install
 	$(PY) tools/make_student.py

@@ -24,7 +24,7 @@ def build() -> Notebook:
 
         | where | how |
         | --- | --- |
-        | locally (CPU) | `make install`, then `make lab` (JupyterLab on `notebooks/`); every notebook runs in under a minute on a 2-core laptop |
+        | locally (CPU) | `make install`, then `make lab` (JupyterLab opens `student/`; `notebooks/` is next to it); every notebook runs in under a minute on a 2-core laptop |
         | locally (NVIDIA GPU) | `.venv/bin/pip install -e '.[cuda12]'` (CUDA 12 driver); nothing else changes |
         | Google Colab | open a notebook from `student/` (or `notebooks/` for the solutions) and run the first cell: it installs pi0lite from `PI0LITE_SOURCE` (until the project is public, run `%env PI0LITE_SOURCE=<pip requirement>` first: a `git+https://` URL of your copy, or an uploaded wheel); choose *Runtime → Change runtime type → GPU* first for the CUDA build |
 

@@ -76,8 +76,8 @@ def build() -> Notebook:
     )
     nb.md(
         """
-        Read a row: row 4 of the prefix-LM mask is token 4 looking at keys 0–4 (the prefix and
-        itself), not at key 5.
+        Read a row: row 4 of the prefix-LM mask is token 4 looking at keys 0–4: the prefix
+        (keys 0–2), token 3 before it, and itself; not at key 5, which comes later.
 
         **Padding.** A padded token is neither a query nor a key: its whole row and column are
         False. A padded row has *no* True entry at all; notebook 03 shows why attention then

@@ -326,7 +326,8 @@ def build() -> Notebook:
 
         **The safe default, `alphabet="bytes"`**, maps `q` by a zigzag code
         (0, −1, 1, −2, 2, … → 0, 1, 2, 3, 4, …), so any integer has a character and nothing is
-        clamped. The 128 most common codes (|q| ≤ 64) are single ASCII bytes; rarer codes are
+        clamped. The 128 most common codes (−64 ≤ q ≤ 63, zigzag codes 0–127; zigzag(64) = 128
+        already needs more) are single ASCII bytes; rarer codes are
         three-byte characters built from a few continuation bytes. BPE starts from exactly the
         byte symbols these characters can produce, so every accepted value encodes losslessly
         and no vocabulary id is spent on a byte that can never occur. It also drops the GPT-2
