@@ -202,14 +202,33 @@ def build() -> Notebook:
         **sine–cosine embedding**: sines and cosines of $2\\pi t / p$ for periods $p$ spaced
         geometrically from 0.004 to 4. Short periods resolve tiny changes of $t$; long periods
         give a smooth, coarse code.
+
+        A picture needs care here: a column with period 0.004 changes sign every 0.002 in $t$,
+        faster than any plot of the whole range $[0, 1]$ can show (sampled every 0.01 it would
+        alias into noise, or read as exactly zero). So we draw two views, each sampled at least
+        ten times per period of every column it shows: the whole range with the slow half of the
+        frequencies (periods 0.04 … 4), and a zoom into $t \\in [0.5, 0.51]$ with all of them.
         """
     )
     nb.code(
         """
-        times = jnp.linspace(0.0, 1.0, 101)
-        emb = flow.posemb_sincos(times, cfg.action_expert.width)
-        viz.plot_time_embedding(times, emb, title="posemb_sincos(t, 32)")
+        width = cfg.action_expert.width
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+        times = jnp.linspace(0.0, 1.0, 1001)                 # every 0.001: 40 samples per period 0.04
+        emb = np.asarray(flow.posemb_sincos(times, width))
+        slow = np.r_[5 : width // 2, width // 2 + 5 : width]  # frequencies 5..15 of 16: periods 0.04 … 4
+        viz.plot_time_embedding(times, emb[:, slow], ax=left, title="t in [0, 1]: periods 0.04 … 4 only")
+        zoom = jnp.linspace(0.5, 0.51, 401)                  # every 0.000025: 160 samples per period 0.004
+        viz.plot_time_embedding(zoom, flow.posemb_sincos(zoom, width), ax=right, title="zoom t in [0.5, 0.51]: all 32 dims")
+        fig.tight_layout()
         plt.show()
+        """
+    )
+    nb.md(
+        """
+        In the zoom, only the left columns of each half (the short periods) change: they tell
+        $t = 0.500$ from $t = 0.505$. The long-period columns are constant over such a small
+        step and only vary over the whole range (left panel), where they give a smooth code.
         """
     )
     nb.md(

@@ -177,6 +177,11 @@ def build() -> Notebook:
         (`flow2d.flow_matching_loss`, built from `flow.sample_time`, `interpolate` and
         `target_velocity`). The baseline `flow2d.RegressionNet` maps $o$ straight to an action
         with MSE. Both train on fresh toy batches for a few seconds.
+
+        The two losses are drawn on **separate axes** because their values are not comparable:
+        one is an error in *velocity* (the target $\\epsilon - a$ includes the noise, so it never
+        goes to zero), the other an error in *action*. A lower number on one axis says nothing
+        about which model is better; section 7 compares their samples instead.
         """
     )
     nb.code(
@@ -187,7 +192,10 @@ def build() -> Notebook:
         regression_net = flow2d.RegressionNet(rngs=nnx.Rngs(0))
         mse_losses = flow2d.train(regression_net, flow2d.regression_loss, jax.random.key(5), steps=500)
 
-        viz.plot_losses({"flow matching": flow_losses, "MSE regression": mse_losses})
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+        viz.plot_losses({"flow matching (velocity error)": flow_losses}, ax=left)
+        viz.plot_losses({"MSE regression (action error)": mse_losses}, ax=right)
+        fig.tight_layout()
         plt.show()
         print(f"flow-matching loss: first 100 steps {flow_losses[:100].mean():.3f}, last 100 {flow_losses[-100:].mean():.3f}")
         assert flow_losses[-100:].mean() < 0.8 * flow_losses[:100].mean()

@@ -196,6 +196,33 @@ def build() -> Notebook:
     )
     nb.md(
         """
+        **The calls a decoding step is made of.** `model.llm` is the Gemma backbone (a list with
+        one input per expert; pi0-FAST has one expert). Called with a cache it returns
+        `(outputs, cache)`: `outputs` is a list with one `[b, t, width]` array per expert (after
+        the final norm), and the cache is a pair `(keys, values)`, each
+        `[depth, b, slots, kv heads, head dim]`, with this call's keys and values written at
+        slots `cache_index … cache_index + t − 1`. `positions` is `[b, t]` (RoPE positions of
+        the new tokens) and `mask` is `[b, t, slots]` (which cache slots each new token may see).
+        `model.llm.embedder.encode` maps ids `[b, t]` to `[b, t, width]`; `.decode` maps
+        `[b, t, width]` back to logits `[b, t, vocab]`. The cell below makes one such call with
+        *made-up* positions and mask (every token sees only slot 0), just to show the shapes:
+        """
+    )
+    nb.code(
+        """
+        b, n = prompt_mask.shape
+        slots = kv[0].shape[2]
+        x = model.llm.embedder.encode(token[:, None])                          # ids [b, 1] -> [b, 1, w]
+        demo_mask = jnp.zeros((b, 1, slots), bool).at[:, :, 0].set(True)      # illustrative only
+        (out,), demo_kv = model.llm([x], positions=jnp.zeros((b, 1), jnp.int32), mask=demo_mask,
+                                    kv_cache=kv, cache_index=n)
+        print("embedded:", x.shape, "| output of expert 0:", out.shape, "| logits:", model.llm.embedder.decode(out).shape)
+        print("cache keys before and after:", kv[0].shape, demo_kv[0].shape)
+        assert not np.allclose(demo_kv[0][:, :, n], kv[0][:, :, n])            # slot n was written
+        """
+    )
+    nb.md(
+        """
         ### Exercise 8.2 — one decoding step
 
         Feed `token` (`[b]`, chosen at step `step`) and return the logits for the next token and

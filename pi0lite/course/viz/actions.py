@@ -49,7 +49,9 @@ def plot_action_chunk(
             ax.plot(steps, np.asarray(reference)[:, i], "--", color=line.get_color(), alpha=0.7)
     ax.set_xlabel("step in the chunk")
     ax.set_ylabel("action value")
-    ax.legend(loc="best", fontsize="small", title="dashed: reference" if reference is not None else None)
+    # right of the axes: with 7 noisy lines there is no free corner inside
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
+              title="dashed: reference" if reference is not None else None)
     if title:
         ax.set_title(title)
     return ax

@@ -41,7 +41,7 @@ def _label_axis(ax, segments: Segments | None, axis: str, length: int) -> None:
         ax.set_yticks(centres, names)
     else:
         long = max(len(name) for name in names) > 6
-        ax.set_xticks(centres, names, rotation=45 if long else 0, ha="right" if long else "center")
+        ax.set_xticks(centres, names, rotation=90 if long else 0, ha="center")  # vertical: short segments sit close
 
 
 def plot_attention(

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from jaxtyping import ArrayLike, Bool, Float
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import NullFormatter
 
 __all__ = ["plot_dct_coefficients", "plot_scale_sweep", "plot_token_masks"]
 
@@ -57,6 +58,9 @@ def plot_scale_sweep(
     if naive is not None:
         ax.axhline(naive, color="#4c72b0", linestyle=":", label=f"naive ({naive})")
     ax.set_xscale("log")
+    # label exactly the swept scales; log-axis minor labels (2×10⁰, 3×10⁰, …) would collide
+    ax.set_xticks(scales, [f"{s:g}" for s in scales])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("scale")
     ax.set_ylabel("tokens per chunk", color="#4c72b0")
     right = ax.twinx()
@@ -64,7 +68,9 @@ def plot_scale_sweep(
     right.set_yscale("log")
     right.set_ylabel(error_label, color="#c44e52")
     lines = ax.get_lines() + right.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="upper center", fontsize=8)
+    # the legend sits below the axes, where it cannot cover a curve
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.2),
+              ncol=len(lines), fontsize=8, frameon=False)
     return ax
 
 
@@ -76,21 +82,38 @@ def plot_token_masks(
     labels: Sequence[str] | None = None,
     ax=None,
     title: str | None = None,
+    slots_per_row: int = 36,
 ):
-    """Three rows (input / ar / loss) over the token slots of one example; dark = 1."""
+    """Three rows (input / ar / loss) over the token slots of one example; dark = 1.
+
+    Without ``ax``, a long example is wrapped into strips of ``slots_per_row`` slots, one under
+    the other, so the figure stays about 8 inches wide and the slot labels readable (9 pt) at
+    the size a notebook shows it. Returns the first strip's Axes (``ax.figure.axes`` has all).
+    """
     rows = np.stack([np.asarray(m).astype(bool) for m in (input_mask, ar_mask, loss_mask)])
     if rows.ndim != 2:
         raise ValueError(f"masks must be 1-d and of equal length, got {[np.shape(m) for m in (input_mask, ar_mask, loss_mask)]}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(6, rows.shape[1] * 0.18), 1.8))
-    ax.imshow(rows, cmap=ListedColormap(["#f4f4f4", "#2b5d8a"]), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_yticks([0, 1, 2], ["input", "ar", "loss"])
-    if labels is not None:
-        if len(labels) != rows.shape[1]:
-            raise ValueError(f"labels: {len(labels)} labels for {rows.shape[1]} slots")
-        ax.set_xticks(np.arange(rows.shape[1]), [repr(s)[1:-1] for s in labels], rotation=90, fontsize=7)
+    n = rows.shape[1]
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels: {len(labels)} labels for {n} slots")
+    if ax is not None:
+        axes, starts = [ax], [0]
     else:
-        ax.set_xlabel("token slot")
+        starts = list(range(0, n, slots_per_row))
+        height = 1.3 + (0.45 if labels is not None else 0.2)
+        _, axes = plt.subplots(len(starts), 1, figsize=(max(4.0, min(n, slots_per_row) * 0.22), height * len(starts)), squeeze=False)
+        axes = list(axes[:, 0])
+    for strip, start in zip(axes, starts):
+        stop = n if len(axes) == 1 else min(start + slots_per_row, n)
+        strip.imshow(rows[:, start:stop], cmap=ListedColormap(["#f4f4f4", "#2b5d8a"]), vmin=0, vmax=1,
+                     aspect="auto", interpolation="nearest", extent=(start - 0.5, stop - 0.5, 2.5, -0.5))
+        strip.set_yticks([0, 1, 2], ["input", "ar", "loss"])
+        if labels is not None:
+            strip.set_xticks(np.arange(start, stop), [repr(s)[1:-1] for s in labels[start:stop]], rotation=90, fontsize=9)
+        else:
+            strip.set_xlabel("token slot")
     if title:
-        ax.set_title(title)
-    return ax
+        axes[0].set_title(title)
+    if len(axes) > 1:
+        axes[0].figure.tight_layout()
+    return axes[0]

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from jaxtyping import ArrayLike, Float
 
 __all__ = ["plot_flow_2d", "plot_points_2d", "plot_time_histogram", "plot_time_embedding", "plot_losses"]
@@ -110,6 +111,7 @@ def plot_time_embedding(times: Float[ArrayLike, " k"], embedding: Float[ArrayLik
     ax.axvline(w / 2 - 0.5, color="black", linewidth=1)
     ax.text(w / 4, float(times[0]), "sin", ha="center", va="bottom")
     ax.text(3 * w / 4, float(times[0]), "cos", ha="center", va="bottom")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # dimensions are whole numbers
     ax.set_xlabel("embedding dimension (short periods → long periods)")
     ax.set_ylabel("time t")
     if title:
@@ -128,6 +130,9 @@ def plot_losses(losses: Mapping[str, Float[ArrayLike, " n"]], *, ax=None, smooth
         ax.plot(curve, color=_COLORS[k % len(_COLORS)], label=name)
     if log:
         ax.set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:.3g}")  # 0.35, not 3.5×10⁻¹
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel("training step")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)

@@ -85,7 +85,7 @@ def plot_attn_mask(
             ax.axvline(edge - 0.5, color="#ff8c00", linewidth=1.5)
         centres = (edges[:-1] + edges[1:]) / 2 - 0.5
         names = [name for name, _ in segments]
-        ax.set_xticks(centres, names, rotation=45, ha="right")
+        ax.set_xticks(centres, names, rotation=90, ha="center")  # vertical: short segments sit close
         ax.set_yticks(centres, names)
     elif max(n, s) <= 24:
         ax.set_xticks(np.arange(s))

@@ -1,0 +1,128 @@
+"""Every plot helper, fed the sizes the notebooks feed it, draws a readable figure.
+
+Readable (``pi0lite.course.viz._readability``): tick labels ≥ 8 pt as a notebook displays them,
+no two tick labels of an axis overlapping, no legend on top of a curve or a point. The composite
+figures the notebooks assemble from several helpers (01's time embedding, 05's losses) are
+rebuilt here too. The checker itself is tested on figures that are unreadable on purpose.
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from pi0lite.course import viz
+from pi0lite.course.viz._readability import figure_problems
+from pi0lite.flow import posemb_sincos
+from pi0lite.toy import scene as toy
+
+RNG = np.random.default_rng(0)
+PI0_TINY = [("image", 16), ("text", 8), ("state", 1), ("actions", 4)]
+
+
+def _loss_curve(n, start, end):
+    return np.exp(np.linspace(np.log(start), np.log(end), n)) * (1 + 0.2 * RNG.standard_normal(n))
+
+
+def _time_embedding():
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    times = np.linspace(0.0, 1.0, 1001)
+    emb = np.asarray(posemb_sincos(times, 32))
+    slow = np.r_[5:16, 21:32]
+    viz.plot_time_embedding(times, emb[:, slow], ax=left, title="t in [0, 1]")
+    zoom = np.linspace(0.5, 0.51, 401)
+    viz.plot_time_embedding(zoom, posemb_sincos(zoom, 32), ax=right, title="zoom")
+    fig.tight_layout()
+    return fig
+
+
+def _losses_05():
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    viz.plot_losses({"flow matching (velocity error)": _loss_curve(1500, 2.0, 0.9)}, ax=left)
+    viz.plot_losses({"MSE regression (action error)": _loss_curve(500, 1.0, 0.25)}, ax=right)
+    fig.tight_layout()
+    return fig
+
+
+def _token_masks_08():
+    n = 72
+    mask = np.arange(n) < 60
+    ar = (np.arange(n) >= 30) & mask
+    labels = [chr(97 + i % 26) if i < 30 else "#" for i in range(60)] + [""] * 12
+    return viz.plot_token_masks(mask, ar, ar, labels=labels, title="example 0").figure
+
+
+def _scale_sweep_07():
+    return viz.plot_scale_sweep([2, 5, 10, 20, 50], [12.1, 21.4, 30.2, 41.0, 58.3], [0.09, 0.04, 0.02, 0.01, 0.004], naive=350).figure
+
+
+def _mask(n=29):
+    from pi0lite.masks import make_attn_mask
+
+    ar = np.r_[np.zeros(24), 1, 1, 0, 0, 0].astype(bool) if n == 29 else np.arange(n) >= n // 2
+    return np.asarray(make_attn_mask(np.ones((1, n), bool), ar))[0]
+
+
+def _attention():
+    probs = RNG.dirichlet(np.ones(29), size=29)
+    return viz.plot_attention(probs, segments=PI0_TINY, title="layer 0, head 0").figure
+
+
+def _scenes():
+    return toy.sample_scenes(np.random.default_rng(0), 2)
+
+
+def _rollouts():
+    scenes = _scenes()
+    paths = np.cumsum(RNG.normal(0, 0.02, (4, 60, 2)), axis=1) + scenes.start[0]
+    return viz.plot_rollouts(scenes, paths, np.array([1, 2, 3, 4]), title="rollouts").figure
+
+
+FIGURES = {
+    "01 time embedding (two views)": _time_embedding,
+    "01 image patches": lambda: viz.plot_image_patches(RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8), 8).figure,
+    "01 token layout": lambda: viz.plot_token_layout(PI0_TINY, prefix_len=24, title="TINY").figure,
+    "02 attention mask": lambda: viz.plot_attn_mask(_mask(), segments=PI0_TINY, title="pi0").figure,
+    "02 small mask with values": lambda: viz.plot_attn_mask(_mask(6), show_values=True, title="6 tokens").figure,
+    "04 attention": _attention,
+    "05 flow paths": lambda: viz.plot_flow_2d(np.cumsum(RNG.normal(0, 0.3, (11, 200, 2)), 0), data=RNG.normal(0, 1, (800, 2)), title="Euler").figure,
+    "05 point clouds": lambda: viz.plot_points_2d({"data": RNG.normal(0, 1, (800, 2)), "flow": RNG.normal(0, 1, (800, 2))}).figure,
+    "05 time histogram": lambda: viz.plot_time_histogram(1 - RNG.beta(1.5, 1, 5000)).figure,
+    "05 losses (two axes)": _losses_05,
+    "06 action chunk": lambda: viz.plot_action_chunk(RNG.normal(0, 1, (50, 7)), title="chunk").figure,
+    "06 denoising trajectory": lambda: viz.plot_denoising_trajectory(RNG.normal(0, 1, (11, 50, 7))).figure,
+    "07 DCT coefficients": lambda: viz.plot_dct_coefficients(RNG.normal(0, 1, (50, 7)), title="all 50").figure,
+    "07 scale sweep": _scale_sweep_07,
+    "08 token masks (72 slots)": _token_masks_08,
+    "09 arena": lambda: viz.plot_arena(_scenes(), title="scene 0").figure,
+    "09 rollouts": _rollouts,
+    "09 observation": lambda: viz.plot_observation(RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8), title="go to the red square").figure,
+    "09 loss curves": lambda: viz.plot_loss_curves({"flow": np.abs(RNG.normal(1, 0.3, (5000, 2)))}).figure,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_notebook_figures_are_readable(name):
+    fig = FIGURES[name]()
+    try:
+        assert figure_problems(fig) == []
+    finally:
+        plt.close(fig)
+
+
+def test_checker_flags_small_overlapping_and_covered():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(np.arange(10), np.arange(10), label="data")
+    ax.set_xticks(np.arange(10), [f"label {i}" for i in range(10)], fontsize=9)  # too wide: overlap
+    ax.set_yticks([0, 5], ["a", "b"], fontsize=6)  # too small
+    ax.legend(loc="center")  # on top of the diagonal
+    problems = " | ".join(figure_problems(fig))
+    plt.close(fig)
+    assert "overlap" in problems and "6.0 pt" in problems and "covers line 'data'" in problems
+
+
+def test_checker_scales_fonts_of_wide_figures():
+    fig, ax = plt.subplots(figsize=(24, 2))  # shown at half size in a notebook
+    ax.set_xticks([0, 1], ["a", "b"], fontsize=10)
+    problems = figure_problems(fig)
+    plt.close(fig)
+    assert any("pt as displayed" in p for p in problems)
