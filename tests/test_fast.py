@@ -152,6 +152,30 @@ def test_out_of_range_coefficient_flagged(small_tok):
     assert not valid[0]
 
 
+@pytest.mark.parametrize("side", ["above", "below"])
+def test_in_alphabet_but_out_of_range_coefficient_flagged(small_tok, side):
+    """A coefficient one past the accepted range whose character's bytes are all BPE symbols:
+    the ids are valid, the string has h·d characters, only the range check can flag it."""
+    from tokenizers import pre_tokenizers
+
+    tok, _ = small_tok
+    c = tok.config
+    lo, hi = c.bounds
+    q_bad = hi + 1 if side == "above" else lo - 1
+    q = np.zeros((1, c.action_horizon * c.action_dim), np.int64)
+    q[0, 4] = q_bad
+    string = fast_bpe.rows_to_strings(c.to_code_points(q))[0]
+    symbols = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(string[4])[0][0]
+    assert all(sym in tok.bpe.get_vocab() for sym in symbols), "test set-up: the character must be in the alphabet"
+    ids = tok.bpe.encode(string).ids
+    assert tok.bpe.decode(ids) == string  # in the alphabet: the BPE round-trips it exactly
+    _, valid = tok.decode([ids])
+    assert not valid[0]
+    q[0, 4] = hi if side == "above" else lo  # the last accepted value is fine
+    ok_ids = tok.bpe.encode(fast_bpe.rows_to_strings(c.to_code_points(q))[0]).ids
+    assert tok.decode([ok_ids])[1][0]
+
+
 def test_bytes_every_accepted_integer_roundtrips(small_tok):
     tok, _ = small_tok
     c = tok.config

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from pi0lite import flow
 from pi0lite.config import TINY
 from pi0lite.pi0 import Observation, Pi0
 
@@ -46,18 +47,32 @@ def test_cached_sampling_equals_uncached(model):
     np.testing.assert_allclose(cached, uncached, atol=1e-5)
 
 
-def test_loss_shape_and_time_convention(model):
+def test_interpolate_endpoints_follow_openpi_convention():
+    """t = 1 is pure noise, t = 0 the data, and in between x_t = t·noise + (1 − t)·actions."""
+    noise = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4, 2)), jnp.float32)
+    actions = jnp.asarray(np.random.default_rng(1).normal(size=(3, 4, 2)), jnp.float32)
+    np.testing.assert_array_equal(flow.interpolate(noise, actions, jnp.ones(3)), noise)
+    np.testing.assert_array_equal(flow.interpolate(noise, actions, jnp.zeros(3)), actions)
+    t = np.array([0.25, 0.5, 1.0], np.float32)
+    expected = t[:, None, None] * np.asarray(noise) + (1 - t[:, None, None]) * np.asarray(actions)
+    np.testing.assert_allclose(flow.interpolate(noise, actions, jnp.asarray(t)), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(flow.target_velocity(noise, actions), np.asarray(noise) - np.asarray(actions))
+
+
+@pytest.mark.parametrize("t, model_sees", [(1.0, "noise"), (0.0, "actions")])
+def test_loss_shape_and_time_convention(model, t, model_sees):
+    """Through the public API: at t = 1 the model is fed the noise, at t = 0 the actions, and the
+    target is noise − actions (narrower actions are zero-padded to action_dim)."""
     obs = make_obs()
     actions = jax.random.normal(jax.random.key(2), (B, TINY.action_horizon, 2))  # narrower: padded
     noise = jax.random.normal(jax.random.key(3), (B, TINY.action_horizon, TINY.action_dim))
-    loss = loss_fn(model, obs, actions, noise, jnp.array([0.3, 0.9]))
+    padded = jnp.pad(actions, ((0, 0), (0, 0), (0, TINY.action_dim - 2)))
+    time = jnp.full((B,), t)
+    loss = loss_fn(model, obs, actions, noise, time)
     assert loss.shape == (B, TINY.action_horizon)
-    # time = 1 means pure noise: the model then sees x_t == noise whatever the actions are
-    suffix_noise, _, _ = model.embed_suffix(obs, noise, jnp.ones(B))
-    padded = jnp.pad(actions, ((0, 0), (0, 0), (0, 2)))
-    x_t = jnp.ones((B, 1, 1)) * noise + 0 * padded
-    suffix_xt, _, _ = model.embed_suffix(obs, x_t, jnp.ones(B))
-    np.testing.assert_allclose(suffix_noise, suffix_xt, atol=1e-6)
+    v_t, _ = model.forward(obs, noise if model_sees == "noise" else padded, time)
+    expected = np.mean((np.asarray(v_t) - (np.asarray(noise) - np.asarray(padded))) ** 2, -1)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_loss_target_is_noise_minus_actions(model):
