@@ -23,7 +23,7 @@ def test_two_normals_accepts_reference(capsys):
     [
         (lambda key, shape: (jax.random.normal(key, shape), jax.random.normal(key, shape)), "identical"),
         (lambda key, shape: (jax.random.normal(key, shape), good_two_normals(key, shape)[1]), "split it first"),
-        (lambda key, shape: good_two_normals(key, shape)[::-1], "first wrong value"),
+        (lambda key, shape: good_two_normals(key, shape)[::-1], "a and b are swapped"),
     ],
 )
 def test_two_normals_rejects(wrong, message):

@@ -41,6 +41,12 @@ def _strict(input_mask, ar_mask):
     return (c[..., None, :] < c[..., :, None]) & m[:, None, :] & m[:, :, None]
 
 
+def _cumsum_over_batch(input_mask, ar_mask):
+    m = jnp.asarray(input_mask)
+    c = jnp.cumsum(jnp.broadcast_to(jnp.asarray(ar_mask, jnp.int32), m.shape), axis=0)
+    return (c[:, None, :] <= c[:, :, None]) & m[:, None, :] & m[:, :, None]
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
@@ -49,6 +55,7 @@ def _strict(input_mask, ar_mask):
         (_ignores_padding, "padding"),
         (_keys_only, "mask its row too"),
         (_strict, "≤, not <"),
+        (_cumsum_over_batch, "cumsum along the sequence"),
         (lambda i, a: make_attn_mask(i, a).astype(jnp.int32), "bool array"),
     ],
 )

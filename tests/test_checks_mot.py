@@ -73,4 +73,5 @@ def test_expert_param_count_rejects_common_mistakes():
     _rejects(check_expert_param_count, lambda c: _count(c, kv=c.num_heads), "num_kv_heads")
     _rejects(check_expert_param_count, lambda c: _count(c, gating=1), "two input matrices")
     _rejects(check_expert_param_count, lambda c: _count(c, norms=False), "RMSNorm scales")
+    _rejects(check_expert_param_count, lambda c: _count(c) - c.width, "final RMSNorm")
     _rejects(check_expert_param_count, lambda c: float(_count(c)), "integer")

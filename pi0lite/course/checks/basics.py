@@ -38,8 +38,10 @@ def check_two_normals(two_normals) -> None:
             )
         reused = {"you drew from the original key; split it first: k1, k2 = jax.random.split(key)": jax.random.normal(key, shape)}
         want_a, want_b = _reference_two_normals(key, shape)
-        compare("two_normals", Case(name=name + ", a", args=(), expected=want_a, mistakes=reused, atol=1e-6), a)
-        compare("two_normals", Case(name=name + ", b", args=(), expected=want_b, mistakes=reused, atol=1e-6), b)
+        swapped = ("a and b are swapped: draw a from the first key of jax.random.split(key) and b from the "
+                   "second (k1, k2 = jax.random.split(key); a from k1, b from k2).")
+        compare("two_normals", Case(name=name + ", a", args=(), expected=want_a, mistakes=reused | {swapped: want_b}, atol=1e-6), a)
+        compare("two_normals", Case(name=name + ", b", args=(), expected=want_b, mistakes=reused | {swapped: want_a}, atol=1e-6), b)
     report_success("two_normals", len(cases))
 
 

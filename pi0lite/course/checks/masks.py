@@ -25,6 +25,8 @@ _CAUSAL = "only ar_mask = True opens a new block; tokens with ar_mask = False jo
 _NO_PADDING = "padding (input_mask = False) must be masked both as a query (its row) and as a key (its column)."
 _KEYS_ONLY = "a padding token must not attend either: mask its row too, not only its column."
 _STRICT = "a token always sees its own block: compare cumsum[key] <= cumsum[query] (≤, not <)."
+_AXIS = ("cumsum along the sequence (axis=-1): block ids count the ar flags from left to right within each "
+         "example, not down the batch (axis=0).")
 
 
 def naive_attn_mask(input_mask, ar_mask) -> np.ndarray:
@@ -41,11 +43,16 @@ def naive_attn_mask(input_mask, ar_mask) -> np.ndarray:
     return out
 
 
+def _from_blocks(block, input_mask) -> np.ndarray:
+    return (block[:, None, :] <= block[:, :, None]) & input_mask[:, None, :] & input_mask[:, :, None]
+
+
 def _mask_mistakes(input_mask, ar_mask) -> dict[str, np.ndarray]:
     input_mask = np.asarray(input_mask, bool)
     right = naive_attn_mask(input_mask, ar_mask)
     ones = np.ones(input_mask.shape[-1], int)
-    block = np.cumsum(np.broadcast_to(np.asarray(ar_mask, int), input_mask.shape), axis=-1)
+    ar = np.broadcast_to(np.asarray(ar_mask, int), input_mask.shape)
+    block = np.cumsum(ar, axis=-1)
     strict = (block[:, None, :] < block[:, :, None]) & input_mask[:, None, :] & input_mask[:, :, None]
     mistakes = {
         _TRANSPOSED: np.swapaxes(right, -1, -2),
@@ -53,6 +60,9 @@ def _mask_mistakes(input_mask, ar_mask) -> dict[str, np.ndarray]:
         _KEYS_ONLY: naive_attn_mask(np.ones_like(input_mask), ar_mask) & input_mask[:, None, :],
         _STRICT: strict,
     }
+    over_batch = _from_blocks(np.cumsum(ar, axis=0), input_mask)
+    if not np.array_equal(over_batch, right):
+        mistakes[_AXIS] = over_batch
     if not np.array_equal(right, naive_attn_mask(input_mask, ones)):
         mistakes[_CAUSAL] = naive_attn_mask(input_mask, ones)
     return {hint: wrong for hint, wrong in mistakes.items() if not np.array_equal(wrong, right)}
@@ -77,7 +87,7 @@ def _pi0_layout(num_image: int, num_text: int, num_pad: int, horizon: int):
 
 
 def check_make_attn_mask(make_attn_mask: Callable) -> None:
-    """``make_attn_mask(input_mask bool[b, n], ar_mask bool[n]) -> bool[b, n, n]`` (rows = queries)."""
+    """``make_attn_mask(input_mask bool[b, n], ar_mask bool[n] or [b, n]) -> bool[b, n, n]`` (rows = queries)."""
     n = 6
     ones = np.ones((1, n), bool)
     cases = [
@@ -90,6 +100,11 @@ def check_make_attn_mask(make_attn_mask: Callable) -> None:
             "batch of 2 with different padding",
             [[1, 1, 1, 0, 1, 1, 1], [1, 0, 0, 0, 1, 1, 1]],
             [0, 0, 0, 0, 1, 1, 0],
+        ),
+        _mask_case(
+            "per-example ar_mask [b, n]",
+            [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]],
+            [[0, 0, 1, 1, 0, 1], [0, 1, 0, 0, 1, 0]],
         ),
     ]
     rng = np.random.default_rng(0)

@@ -159,6 +159,9 @@ def check_expert_param_count(fn: Callable) -> None:
                 "Count the RMSNorm scales: two per layer (pre-attention, pre-feed-forward) and the final norm.": (
                     _count_formula(cfg, norms=False)
                 ),
+                "Add the final RMSNorm after the last layer: one more scale vector of width d.": (
+                    _count_formula(cfg) - cfg.width
+                ),
             },
             atol=0.0,
             rtol=0.0,
