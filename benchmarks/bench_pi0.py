@@ -1,112 +1,107 @@
-"""Speed of pi0lite's Pi0 on this machine: compile, loss, sampling (cached / uncached), train step.
+"""Speed and memory of pi0lite's Pi0 on this machine: loss, sampling (cached / uncached), train step.
 
-    python benchmarks/bench_pi0.py [--configs openpi_dummy tiny] [--repeats 5]
+    python benchmarks/bench_pi0.py [--configs openpi_dummy tiny] [--repeats 5] [--rounds 3] [--json]
 
-Prints a table (milliseconds, median of ``--repeats`` steady calls) and the ratios the project
-targets: cached 10-step sampling ≤ 1× one compute_loss pass, and ≥ 4× faster than uncached.
-For scale, openpi's own code on OPENPI_DUMMY (batch 2, float32, this kind of 2-core machine)
-measured compute_loss 522 ms, sample_actions 490 ms and a training step 1361 ms.
+Each call runs through ``jax.jit`` on split state (``pi0lite.compiled``, what the hot paths use)
+and, for comparison, through ``nnx.jit`` with the module as an argument. ``--rounds`` interleaves
+the calls (loss, cached, uncached, train, loss, ...) so the ratios see the same machine load;
+every timing is the median of ``--repeats`` steady calls. Memory: the process's peak RSS over each
+call's steady runs, and XLA's argument + temp bytes of the compiled function. Targets: cached
+10-step sampling ≤ 0.9× one compute_loss pass on OPENPI_DUMMY (≤ 1.0× on TINY), ≥ 4× faster
+than uncached. Only numbers measured in this run are printed (openpi's are in the README).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
 import statistics
-import time
+import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-from flax import nnx
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine, machine_line, peak_rss_gb, pi0_calls, reset_peak_rss, timed
 
 from pi0lite.config import PRESETS
-from pi0lite.pi0 import Observation, Pi0
 
-OPENPI_MS = {"compute_loss": 522, "sample (cached)": 490, "train step": 1361}
-
-
-def make_batch(cfg, batch, seed=0):
-    rng = np.random.default_rng(seed)
-    s = cfg.vision.image_size
-    prompt = rng.integers(3, cfg.vocab_size, (batch, cfg.max_token_len))
-    prompt[:, cfg.max_token_len // 2 :] = 0
-    obs = Observation.from_numpy(
-        images={k: rng.integers(0, 256, (batch, s, s, 3), dtype=np.uint8) for k in cfg.image_keys},
-        state=rng.normal(size=(batch, cfg.action_dim)).astype(np.float32),
-        tokenized_prompt=prompt,
-    )
-    actions = jnp.asarray(rng.normal(size=(batch, cfg.action_horizon, cfg.action_dim)), jnp.float32)
-    return obs, actions
+GOALS = {"openpi_dummy": 0.9, "tiny": 1.0}
 
 
-@nnx.jit
-def loss_step(model, key, obs, actions):
-    return jnp.mean(model.compute_loss(key, obs, actions))
-
-
-@nnx.jit(static_argnames=("use_cache",))
-def sample_step(model, key, obs, use_cache):
-    return model.sample_actions(key, obs, num_steps=10, use_cache=use_cache)
-
-
-@nnx.jit
-def train_step(model, optimizer, key, obs, actions):
-    loss, grads = nnx.value_and_grad(lambda m: jnp.mean(m.compute_loss(key, obs, actions)))(model)
-    optimizer.update(model, grads)
-    return loss
-
-
-def timed(fn, repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
-
-
-def bench(name, batch, repeats):
+def bench(name: str, batch: int, repeats: int, rounds: int) -> dict:
     cfg = PRESETS[name]
-    model = Pi0(cfg, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
-    obs, actions = make_batch(cfg, batch)
-    key = jax.random.key(0)
-    rows = {
-        "compute_loss": timed(lambda: loss_step(model, key, obs, actions), repeats),
-        "sample (cached)": timed(lambda: sample_step(model, key, obs, True), repeats),
-        "sample (uncached)": timed(lambda: sample_step(model, key, obs, False), repeats),
-        "train step": timed(lambda: train_step(model, optimizer, key, obs, actions), repeats),
-    }
-    return rows
+    gc.collect()
+    reset_peak_rss()
+    calls, via_nnx = pi0_calls(cfg, batch)
+    out = {"compile_s": {}, "ms_rounds": {}, "call_peak_rss_gb": {}, "xla_mb": {}, "nnx_jit_ms": {}}
+    for call in calls.values():
+        st = call.stats()
+        out["xla_mb"][call.name] = {k: round(st[k + "_bytes"] / 1e6, 2) for k in ("argument", "output", "temp")}
+        first, _ = timed(call.run, 0)
+        out["compile_s"][call.name] = round(first, 2)
+        out["ms_rounds"][call.name] = []
+    for _ in range(rounds):
+        for call in calls.values():
+            reps = 1 if call.name == "sample_uncached" else repeats
+            reset_peak_rss()
+            _, steady = timed(call.run, reps)
+            out["call_peak_rss_gb"][call.name] = max(out["call_peak_rss_gb"].get(call.name, 0.0), round(peak_rss_gb(), 3))
+            out["ms_rounds"][call.name].append(round(steady * 1e3, 2))
+    for call_name, thunk in via_nnx.items():
+        out["nnx_jit_ms"][call_name] = round(timed(thunk, repeats)[1] * 1e3, 2)
+    for call_name, ms in out["ms_rounds"].items():
+        out[f"{call_name}_ms"] = round(statistics.median(ms), 2)
+    out["peak_rss_gb"] = max(out["call_peak_rss_gb"].values())
+    r = out["ms_rounds"]
+    out["ratio_cached_over_loss"] = [round(c / l, 3) for c, l in zip(r["sample_cached"], r["compute_loss"])]
+    out["ratio_uncached_over_cached"] = [round(u / c, 2) for u, c in zip(r["sample_uncached"], r["sample_cached"])]
+    return out
+
+
+def print_table(name: str, res: dict) -> None:
+    print(f"\n{name}")
+    print(f"{'call':<17}{'compile s':>10}{'split ms':>10}{'rounds ms':>22}{'nnx.jit ms':>11}"
+          f"{'peak RSS GB':>12}{'XLA arg MB':>11}{'temp MB':>9}")
+    for call, ms in res["ms_rounds"].items():
+        nnx_ms = res["nnx_jit_ms"].get(call)
+        print(f"{call:<17}{res['compile_s'][call]:>10.1f}{res[call + '_ms']:>10.1f}"
+              f"{' / '.join(f'{m:.1f}' for m in ms):>22}{'' if nnx_ms is None else f'{nnx_ms:.1f}':>11}"
+              f"{res['call_peak_rss_gb'][call]:>12.2f}{res['xla_mb'][call]['argument']:>11.1f}"
+              f"{res['xla_mb'][call]['temp']:>9.1f}")
+    ratios = res["ratio_cached_over_loss"]
+    goal = GOALS.get(name)
+    print(f"cached sample / compute_loss per round: {', '.join(f'{x:.2f}' for x in ratios)} "
+          f"(spread {min(ratios):.2f}-{max(ratios):.2f}{'' if goal is None else f'; goal <= {goal}'})")
+    print(f"uncached / cached sample per round    : {', '.join(f'{x:.1f}' for x in res['ratio_uncached_over_cached'])}"
+          " (goal >= 4)")
+    print(f"peak RSS of the process over these calls: {res['peak_rss_gb']:.2f} GB")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["openpi_dummy", "tiny"])
+    parser.add_argument("--configs", nargs="+", default=["openpi_dummy", "tiny"], choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print only a JSON object {config: {...}}")
     args = parser.parse_args()
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cpus, batch {args.batch}, float32")
+    info = machine()
+    header = f"{machine_line(info)}; batch {args.batch}, float32, {args.rounds} rounds x {args.repeats} repeats"
+    print(header, file=sys.stderr if args.json else sys.stdout, flush=True)
+    results = {}
     for name in args.configs:
-        rows = bench(name, args.batch, args.repeats)
-        print(f"\n{name}")
-        print(f"{'call':<20}{'first (compile) s':>18}{'steady ms':>12}{'openpi ms':>11}")
-        for call, (first, steady) in rows.items():
-            ref = OPENPI_MS.get(call) if name == "openpi_dummy" else None
-            print(f"{call:<20}{first:>18.2f}{steady * 1e3:>12.1f}{ref if ref else '':>11}")
-        loss, cached, uncached = rows["compute_loss"][1], rows["sample (cached)"][1], rows["sample (uncached)"][1]
-        print(f"ratio cached sample / compute_loss : {cached / loss:.2f}  (goal <= 1.0)")
-        print(f"ratio uncached / cached sample     : {uncached / cached:.2f}  (goal >= 4.0)")
-        if name == "openpi_dummy":
-            for call, ref in OPENPI_MS.items():
-                print(f"speed-up vs openpi, {call:<15}: {ref / (rows[call][1] * 1e3):.2f}x")
+        results[name] = bench(name, args.batch, args.repeats, args.rounds)
+        if not args.json:
+            print_table(name, results[name])
+    end_load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.json:
+        for res in results.values():
+            res["machine"] = info
+        print(json.dumps(results, indent=1))
+    else:
+        print(f"\nload average at the end: {end_load}")
 
 
 if __name__ == "__main__":
