@@ -39,31 +39,9 @@ def test_bad_policy_output():
         rollout(lambda obs, key: np.zeros((3, 2, 2)), scenes, jax.random.key(0))
 
 
-# --- notebook 09 checks: accept the reference, reject realistic mistakes ------------------------
+# --- notebook 09 checks (check_run_episodes: tests/test_checks_rollout.py) -----------------------
 
 from pi0lite.course import checks
-
-
-def _loop(per_replan):
-    def run_episodes(fn, scenes, key, execute):
-        env = toy.BatchedToyEnv()
-        obs = env.reset(scenes)
-        while not env.done.all() and env.t.max() < toy.MAX_STEPS:
-            chunk = fn(obs, key)
-            for j in range(per_replan(execute)):
-                env.step(chunk[:, j])
-            obs = env.observe()
-        return env.outcome, env.pos
-
-    return run_episodes
-
-
-def test_check_run_episodes():
-    checks.check_run_episodes(_loop(lambda k: k))
-    with pytest.raises(AssertionError, match="execute"):
-        checks.check_run_episodes(_loop(lambda k: 16))  # executes the whole chunk
-    with pytest.raises(AssertionError):
-        checks.check_run_episodes(_loop(lambda k: 1))  # replans every step
 
 
 def test_check_success_stats():

@@ -57,6 +57,18 @@ def test_quantise_flatten(capsys):
     _rejects(check_quantise_flatten, lambda x, s: _qf(x, s, raw=True), "not the raw actions")
 
 
+@pytest.mark.parametrize(
+    "rounding, hint",
+    [(lambda c: np.floor(c + 0.5), "rounds halves up"), (lambda c: np.sign(c) * np.floor(np.abs(c) + 0.5), "away from zero")],
+)
+def test_quantise_flatten_rejects_other_rounding_of_halves(rounding, hint):
+    from pi0lite.course.checks.fast import _exact_halves
+
+    assert len(_exact_halves()) == 2  # the exact-half cases are really in the check
+    wrong = lambda x, s: rounding(scipy.fft.dct(x, axis=1, norm="ortho") * s).astype(np.int64).reshape(len(x), -1)
+    _rejects(check_quantise_flatten, wrong, "Round half to even", hint)
+
+
 def test_bpe_merge_step(capsys):
     check_bpe_merge_step(_merge_step)
     assert "✓ bpe_merge_step" in capsys.readouterr().out
@@ -101,6 +113,67 @@ def test_bpe_merge_step(capsys):
     _rejects(check_bpe_merge_step, only_first, "every occurrence")
     _rejects(check_bpe_merge_step, set_counts, "Count every adjacent position")
     _rejects(check_bpe_merge_step, max_tie, "smallest")
+
+
+def _scan_merge(seqs, pair):
+    out = []
+    for s in seqs:
+        merged, i = [], 0
+        while i < len(s):
+            if i + 1 < len(s) and (s[i], s[i + 1]) == pair:
+                merged, i = merged + [s[i] + s[i + 1]], i + 2
+            else:
+                merged, i = merged + [s[i]], i + 1
+        out.append(merged)
+    return out
+
+
+def _most_common(seqs):  # ties broken by first occurrence
+    from collections import Counter
+
+    pair = Counter(p for s in seqs for p in zip(s[:-1], s[1:])).most_common(1)[0][0]
+    return pair, _scan_merge(seqs, pair)
+
+
+def _first_sequence_only(seqs):
+    from collections import Counter
+
+    c = Counter(zip(seqs[0][:-1], seqs[0][1:]))
+    best = max(c.values())
+    pair = min(p for p, v in c.items() if v == best)
+    return pair, _scan_merge(seqs, pair)
+
+
+def _across_boundaries(seqs):
+    from collections import Counter
+
+    flat = [sym for s in seqs for sym in s]
+    c = Counter(zip(flat[:-1], flat[1:]))
+    best = max(c.values())
+    pair = min(p for p, v in c.items() if v == best)
+    return pair, _scan_merge(seqs, pair)
+
+
+def _string_replace(seqs):
+    from collections import Counter
+
+    c = Counter(p for s in seqs for p in zip(s[:-1], s[1:]))
+    best = max(c.values())
+    a, b = min(p for p, v in c.items() if v == best)
+    return (a, b), [" ".join(s).replace(f"{a} {b}", a + b).split() for s in seqs]
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_most_common, "not the first one seen"),
+        (_first_sequence_only, "not only of the first one"),
+        (_across_boundaries, "do not join the sequences"),
+        (_string_replace, "not by replacing text in a joined string"),
+    ],
+)
+def test_bpe_merge_step_rejects_the_four_wrong_merges(wrong, hint):
+    _rejects(check_bpe_merge_step, wrong, hint)
 
 
 def test_bpe_merge_step_agrees_with_tokenizers():
@@ -166,13 +239,15 @@ def decode_setup():
     return model, jnp.argmax(logits, -1).astype(jnp.int32), kv, mask
 
 
-def _student_step(model, token, kv, mask, step, *, offset=0, slot_shift=0, include_new=True):
+def _student_step(model, token, kv, mask, step, *, offset=0, slot_shift=0, include_new=True, only_current=False):
     b, n = mask.shape
     s = kv[0].shape[2]
     x = model.llm.embedder.encode(token[:, None])
     pos = (jnp.sum(mask, 1) + step + offset)[:, None]
     cols = jnp.arange(s)
     new = (cols >= n) & ((cols <= n + step) if include_new else (cols < n + step))
+    if only_current:
+        new = cols == n + step
     attn = (jnp.pad(mask, ((0, 0), (0, s - n))) | new[None])[:, None, :]
     (out,), kv = model.llm([x], positions=pos, mask=attn, kv_cache=kv, cache_index=n + step + slot_shift)
     return model.llm.embedder.decode(out)[:, 0], kv
@@ -186,3 +261,12 @@ def test_decode_step(decode_setup, capsys):
     _rejects(check_decode_step, lambda *a: _student_step(*a, offset=1), "off-by-one", args=args)
     _rejects(check_decode_step, lambda *a: _student_step(*a, slot_shift=-1), "nowhere else", args=args)
     _rejects(check_decode_step, lambda *a: _student_step(*a, include_new=False), "including the new one", args=args)
+
+
+def test_decode_step_called_at_step_0_still_checks_later_steps(decode_setup, capsys):
+    """Attending to the current slot alone is right at step 0 only; the check goes on to steps 1, 2."""
+    model, token, kv, mask = decode_setup
+    args = (model, token, kv, mask, 0)
+    check_decode_step(_student_step, *args)
+    assert "✓ decode_step: 3/3" in capsys.readouterr().out
+    _rejects(check_decode_step, lambda *a: _student_step(*a, only_current=True), "step 1", "not only slot n + step", args=args)

@@ -59,12 +59,45 @@ def _quantise(x, scale, *, axis=1, order="C", rounding=np.around):
     )
 
 
+_HALF_EVEN = "Round half to even (np.around / np.round / jnp.round): 0.5 → 0, 1.5 → 2, 2.5 → 2, −0.5 → 0."
+_HALF_UP = _HALF_EVEN + " floor(x + 0.5) rounds halves up."
+_HALF_AWAY = _HALF_EVEN + " Rounding halves away from zero (sign·floor(|x| + 0.5)) is not it either."
+
+
+def _half_up(x):
+    return np.floor(x + 0.5)
+
+
+def _half_away(x):
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _exact_halves() -> list[tuple[str, np.ndarray, float]]:
+    """Chunks whose scaled DCT coefficients are exact halves (k + 0.5), so the rounding rule shows.
+
+    A chunk constant over time has only coefficient 0, ``sqrt(h)·x``. With ``x = (k + 0.5) / (sqrt(h)·scale)``
+    and h = 2 or 8 it comes out as the exact half in float64 (scipy, a DCT matrix product, einsum
+    alike: checked here, a case that is not exact is left out rather than judged).
+    """
+    halves = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5])
+    cases = []
+    for h, scale in ((2, 2.0), (8, 10.0)):
+        x = np.repeat((halves / np.sqrt(h) / scale)[None, None, :], h, axis=1)  # [1, h, 6]
+        c = scipy.fft.dct(x, axis=1, norm="ortho") * scale
+        if np.array_equal(c[0, 0], halves):
+            cases.append((f"exact halves ±0.5, ±1.5, ±2.5: constant chunk h = {h}, scale {scale}", x, scale))
+    return cases
+
+
 def check_quantise_flatten(fn) -> None:
     """``fn(x [b, h, d], scale) -> int [b, h·d]``: DCT along time, scale, round, frequency-first flatten."""
     cases = []
-    for i, (shape, scale) in enumerate((((1, 5, 2), 10.0), ((3, 10, 3), 10.0), ((2, 8, 4), 4.0))):
-        x = random_normal(20 + i, shape, 0.5).astype(np.float64)
+    inputs = [(f"shape {shape}, scale {scale}", random_normal(20 + i, shape, 0.5).astype(np.float64), scale)
+              for i, (shape, scale) in enumerate((((1, 5, 2), 10.0), ((3, 10, 3), 10.0), ((2, 8, 4), 4.0)))]
+    for name, x, scale in _exact_halves() + inputs:
         mistakes = {
+            _HALF_UP: _quantise(x, scale, rounding=_half_up),
+            _HALF_AWAY: _quantise(x, scale, rounding=_half_away),
             "Flatten row-major (frequency first): all d dims of frequency 0, then frequency 1, … "
             "Transposing first gives dimension-first order.": _quantise(x, scale, order="F"),
             "The DCT runs along time (axis 1 of [b, h, d]), not along the action dims.": _quantise(x, scale, axis=2),
@@ -75,19 +108,29 @@ def check_quantise_flatten(fn) -> None:
         }
         q = np.asarray(np.around(scipy.fft.dct(x, axis=1, norm="ortho") * scale), np.int64).reshape(len(x), -1)
         mistakes["Quantise the DCT coefficients, not the raw actions."] = np.around(x * scale).astype(np.int64).reshape(len(x), -1)
-        cases.append(Case(name=f"shape {shape}, scale {scale}", args=(x, scale), expected=q, mistakes=mistakes, atol=0))
+        cases.append(Case(name=name, args=(x, scale), expected=q, mistakes=mistakes, atol=0))
     run_cases("quantise_flatten", fn, cases, generic_hint="scipy.fft.dct(x, axis=1, norm='ortho'), times scale, np.around, reshape(b, -1).")
 
 
 # --- 7.3 one BPE merge step -------------------------------------------------------------------
 
 
-def _merge_step(seqs):
+def _count_pairs(seqs, scope: str = "all") -> Counter:
+    """Adjacent pairs of every sequence (``scope="all"``), of the first only, or of all joined."""
+    if scope == "first":
+        seqs = seqs[:1]
+    elif scope == "joined":
+        seqs = [[sym for s in seqs for sym in s]]
     counts = Counter()
     for s in seqs:
         counts.update(zip(s[:-1], s[1:]))
-    best = max(counts.values())
-    pair = min(p for p, c in counts.items() if c == best)
+    return counts
+
+
+def _merge_pair(seqs, pair, how: str = "scan"):
+    """Merge ``pair`` in every sequence: left-to-right scan, or (a mistake) string replace."""
+    if how == "replace":  # joins the symbols with spaces and replaces "a b" by "ab"
+        return [" ".join(s).replace(f"{pair[0]} {pair[1]}", pair[0] + pair[1]).split(" ") for s in seqs]
     merged = []
     for s in seqs:
         out, i = [], 0
@@ -99,7 +142,16 @@ def _merge_step(seqs):
                 out.append(s[i])
                 i += 1
         merged.append(out)
-    return pair, merged
+    return merged
+
+
+def _merge_step(seqs, *, scope: str = "all", tie: str = "min", how: str = "scan"):
+    """The reference step (defaults) and the known mistakes (other arguments)."""
+    counts = _count_pairs(seqs, scope)
+    best = max(counts.values())
+    tied = [p for p, c in counts.items() if c == best]  # in first-seen order
+    pair = min(tied) if tie == "min" else tied[0]
+    return pair, _merge_pair(seqs, pair, how)
 
 
 def _bpe_cases():
@@ -110,7 +162,25 @@ def _bpe_cases():
         ("a tie", [list("xyzw"), list("zwxy")]),
         ("zeros", [["0", "0", "3", "0", "0", "0", "0"], ["0", "0", "-1", "0"]]),
         ("repeats inside one word", [list("ababab"), list("cd"), list("cd")]),
+        ("the winner is not in the first sequence", [list("ab"), list("cdcd"), list("cdx")]),
+        ("a tie whose first-seen pair is not the smallest", [list("dcab"), list("dcab")]),
+        ("a pair that straddles two sequences", [list("cd"), list("cd"), list("xa"), list("by"), list("za"),
+                                                 list("bw"), list("qa"), list("br")]),
+        ("symbols of several characters", [["a", "b"], ["ca", "b"], ["a", "b", "ca"]]),
     ]
+
+
+_PAIR_HINTS = {
+    "Among equally frequent pairs pick the smallest (min over the tied pairs), not the first one seen "
+    "(Counter.most_common keeps first-seen order).": dict(tie="first"),
+    "Count the pairs of every sequence, not only of the first one.": dict(scope="first"),
+    "Count pairs inside each sequence only: the last symbol of one sequence and the first symbol of the "
+    "next one are not adjacent (do not join the sequences).": dict(scope="joined"),
+}
+_MERGE_HINTS = {
+    "Merge by walking the list of symbols, not by replacing text in a joined string: 'ca b'.replace('a b', 'ab') "
+    "glues the tail of the symbol 'ca' to 'b'.": dict(how="replace"),
+}
 
 
 def check_bpe_merge_step(fn) -> None:
@@ -128,10 +198,17 @@ def check_bpe_merge_step(fn) -> None:
         got_pair, got_merged = tuple(got[0]), [list(s) for s in got[1]]
         if got_pair != pair:
             hint = "Count every adjacent position of every sequence; among equally frequent pairs pick the smallest (min)."
+            for text, kw in _PAIR_HINTS.items():
+                if _merge_step(seqs, **kw)[0] == got_pair:
+                    hint = text
+                    break
             raise AssertionError(f"bpe_merge_step, case '{name}': expected pair {pair}, got {got_pair}\nHint: {hint}")
         if got_merged != merged:
             hint = ("Scan left to right and merge non-overlapping occurrences: 'a a a a' -> 'aa aa', "
                     "and merge every occurrence in every sequence, not only the first.")
+            for text, kw in _MERGE_HINTS.items():
+                if _merge_step(seqs, **kw)[1] == got_merged:
+                    hint = text
             raise AssertionError(f"bpe_merge_step, case '{name}': expected {merged}, got {got_merged}\nHint: {hint}")
     report_success("bpe_merge_step", len(_bpe_cases()))
 
@@ -176,33 +253,59 @@ def check_fast_masks(fn) -> None:
 # --- 8.2 one decoding step --------------------------------------------------------------------
 
 
-def check_decode_step(fn, model, token, kv, mask, step: int) -> None:
-    """``fn(model, token [b], kv, mask [b, n], step) -> (logits [b, v], kv)`` equals the package's step."""
+def _only_current_slot(model, token, kv, mask, step):
+    """The mistake 'the new token sees the prompt and its own slot only' (not the earlier tokens)."""
+    import jax.numpy as jnp
+
+    b, n = mask.shape
+    slots = kv[0].shape[2]
+    x = model.llm.embedder.encode(token[:, None])
+    positions = (jnp.sum(mask, axis=1) + step)[:, None]
+    attn = (jnp.pad(mask, ((0, 0), (0, slots - n))) | (jnp.arange(slots) == n + step)[None, :])[:, None, :]
+    (out,), _ = model.llm([x], positions=positions, mask=attn, kv_cache=kv, cache_index=n + step)
+    return np.asarray(model.llm.embedder.decode(out)[:, 0], np.float64)
+
+
+def check_decode_step(fn, model, token, kv, mask, step: int, *, num_steps: int = 3) -> None:
+    """``fn(model, token [b], kv, mask [b, n], step) -> (logits [b, v], kv)`` equals the package's step.
+
+    Checked at ``step`` and the steps after it (``num_steps`` in all, as far as the cache has
+    slots), each time from the package's cache of the step before: from step 1 on the new token
+    must also see the tokens generated before it, which step 0 alone cannot tell.
+    """
     from flax import nnx
 
     from pi0lite.fast.decode import decode_step
 
     import jax.numpy as jnp
 
-    reference = nnx.jit(decode_step)  # one compilation: the offset is traced
-    want, kv_ref = reference(model, token, kv, mask, step, position_offset=jnp.int32(0))
-    off_by_one, _ = reference(model, token, kv, mask, step, position_offset=jnp.int32(1))
-    got, got_kv = fn(model, token, kv, mask, step)
-    n = mask.shape[1]
-    before, after = np.asarray(kv[0]), np.asarray(got_kv[0])
-    if after.shape != before.shape or not np.any(after[:, :, n + step]) or not np.array_equal(after[:, :, : n + step], before[:, :, : n + step]):
-        raise AssertionError(
-            f"decode_step: the new key/value must go into cache slot n + step = {n + step} and nowhere else\n"
-            "Hint: pass cache_index = n + step (n = prompt length) to the model."
-        )
-    got = np.asarray(got, np.float64)
-    if got.shape != want.shape:
-        raise AssertionError(f"decode_step: expected logits of shape {want.shape}, got {got.shape}")
-    if not np.allclose(got, np.asarray(want), atol=1e-4, rtol=1e-4):
-        hint = ("position = prefill_len + step (the position this token had in training); the mask allows the "
-                "valid prompt slots and the cache slots n … n + step (including the new one).")
-        if np.allclose(got, np.asarray(off_by_one), atol=1e-4, rtol=1e-4):
-            hint = "That is openpi's off-by-one: use position prefill_len + step, not prefill_len + step + 1."
-        err = float(np.abs(got - np.asarray(want)).max())
-        raise AssertionError(f"decode_step: logits differ from the reference by up to {err:.3g}\nHint: {hint}")
-    report_success("decode_step", 1)
+    reference = nnx.jit(decode_step)  # one compilation: the step and the offset are traced
+    n, slots = mask.shape[1], kv[0].shape[2]
+    steps = [s for s in range(step, step + num_steps) if n + s < slots]
+    if not steps:
+        raise ValueError(f"check_decode_step: step {step} leaves no free cache slot (n = {n}, slots = {slots})")
+    for s in steps:
+        want, kv_next = reference(model, token, kv, mask, s, position_offset=jnp.int32(0))
+        got, got_kv = fn(model, token, kv, mask, s)
+        before, after = np.asarray(kv[0]), np.asarray(got_kv[0])
+        if after.shape != before.shape or not np.any(after[:, :, n + s]) or not np.array_equal(after[:, :, : n + s], before[:, :, : n + s]):
+            raise AssertionError(
+                f"decode_step, step {s}: the new key/value must go into cache slot n + step = {n + s} and nowhere else\n"
+                "Hint: pass cache_index = n + step (n = prompt length) to the model."
+            )
+        got = np.asarray(got, np.float64)
+        if got.shape != want.shape:
+            raise AssertionError(f"decode_step, step {s}: expected logits of shape {want.shape}, got {got.shape}")
+        if not np.allclose(got, np.asarray(want), atol=1e-4, rtol=1e-4):
+            hint = ("position = prefill_len + step (the position this token had in training); the mask allows the "
+                    "valid prompt slots and the cache slots n … n + step (including the new one).")
+            off_by_one, _ = reference(model, token, kv, mask, s, position_offset=jnp.int32(1))
+            if np.allclose(got, np.asarray(off_by_one), atol=1e-4, rtol=1e-4):
+                hint = "That is openpi's off-by-one: use position prefill_len + step, not prefill_len + step + 1."
+            elif s > 0 and np.allclose(got, _only_current_slot(model, token, kv, mask, s), atol=1e-4, rtol=1e-4):
+                hint = (f"At step {s} the new token must also see the {s} token(s) generated before it: allow every "
+                        "cache slot n … n + step, not only slot n + step.")
+            err = float(np.abs(got - np.asarray(want)).max())
+            raise AssertionError(f"decode_step, step {s}: logits differ from the reference by up to {err:.3g}\nHint: {hint}")
+        token, kv = jnp.argmax(want, axis=-1).astype(jnp.int32), kv_next
+    report_success("decode_step", len(steps))

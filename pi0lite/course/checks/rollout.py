@@ -40,27 +40,73 @@ def _scenes(seed: int, n: int = 12) -> toy.Scenes:
     return toy.sample_scenes(np.random.default_rng(seed), n)
 
 
-def _reference_run(scenes, execute):
-    r = rollout(waypoint_policy(scenes), scenes, jax.random.key(0), execute=execute)
+def _key_bits(key) -> tuple:
+    """A hashable fingerprint of a JAX key (typed ``jax.random.key`` or raw ``PRNGKey`` array)."""
+    key = jax.numpy.asarray(key)
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return tuple(np.asarray(key).ravel().tolist())
+
+
+def _noise(key, shape) -> np.ndarray:
+    return 0.04 * np.asarray(jax.random.normal(key, shape), np.float64)
+
+
+def stochastic_policy(scenes: toy.Scenes, keys: list):
+    """The waypoint policy plus noise drawn from the key it is given; records every key (as a
+    policy network sampling its flow noise would use it)."""
+    base = waypoint_policy(scenes)
+
+    def fn(obs, key):
+        keys.append(key)
+        chunk = base(obs, key)
+        return chunk + _noise(key, chunk.shape)
+
+    return fn
+
+
+def _replay(scenes, keys, execute):
+    """The reference loop (``toy.evaluate.rollout``) fed the keys the student's loop used, in order."""
+    base, calls = waypoint_policy(scenes), iter(keys)
+
+    def fn(obs, _):
+        chunk = base(obs, None)
+        key = next(calls, None)
+        return chunk if key is None else chunk + _noise(key, chunk.shape)  # None: more replans than the student made
+
+    r = rollout(fn, scenes, jax.random.key(0), execute=execute)
     return r.outcome, r.paths[:, -1]
 
 
 def check_run_episodes(run_episodes) -> None:
-    """``run_episodes(policy_fn, scenes, key, execute) -> (outcome [n], final_pos [n, 2])``."""
+    """``run_episodes(policy_fn, scenes, key, execute) -> (outcome [n], final_pos [n, 2])``.
+
+    The policy is stochastic (noise from the key it is handed), so the loop must give it a new key
+    at every replan. Any way of deriving them (``fold_in``, ``split``) is accepted: the paths are
+    compared with the reference loop replayed with the keys your loop used.
+    """
     for seed, execute in [(0, 8), (1, 4), (2, 16)]:
         scenes = _scenes(seed)
         name = f"12 scenes (seed {seed}), execute={execute}"
-        got = run_episodes(waypoint_policy(scenes), scenes, jax.random.key(0), execute)
+        keys: list = []
+        got = run_episodes(stochastic_policy(scenes, keys), scenes, jax.random.key(seed), execute)
         if not isinstance(got, tuple) or len(got) != 2:
             raise AssertionError(f"run_episodes, case '{name}': expected a tuple (outcome, final_pos)")
+        bits = [_key_bits(k) for k in keys]
+        if len(set(bits)) < len(bits):
+            raise AssertionError(
+                f"run_episodes, case '{name}': the policy got the same key at {len(bits) - len(set(bits)) + 1} of "
+                f"{len(bits)} replans, so every replan draws the same noise.\nHint: give each replan its own key, "
+                "e.g. jax.random.fold_in(key, replan) with a replan counter."
+            )
         outcome, final = np.asarray(got[0]), np.asarray(got[1], np.float64)
-        want_outcome, want_final = _reference_run(scenes, execute)
+        want_outcome, want_final = _replay(scenes, keys, execute)
         if outcome.shape != want_outcome.shape or final.shape != want_final.shape:
             raise AssertionError(f"run_episodes, case '{name}': shapes {outcome.shape}, {final.shape}; expected "
                                  f"{want_outcome.shape}, {want_final.shape}")
         hint = ""
         for wrong in sorted({1, 16, 8} - {execute}):
-            o, f = _reference_run(scenes, wrong)
+            o, f = _replay(scenes, keys, wrong)
             if np.array_equal(o, outcome) and np.allclose(f, final, atol=1e-6):
                 hint = f"\nHint: your loop executes {wrong} action(s) per replan; execute exactly `execute`."
         if not np.array_equal(outcome, want_outcome):
