@@ -8,18 +8,29 @@ export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 export JAX_PLATFORMS ?= cpu
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
+export MUJOCO_GL ?= egl
+EGL_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1
 
-.PHONY: install test test-unit test-notebooks demo lab student bench clean
+.PHONY: install egl test test-unit test-notebooks demo sim-demo lab student bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,notebooks]'
+	$(PY) -m pip install --quiet -e '.[test,notebooks,sim]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Headless MuJoCo rendering (Meta-World) needs Debian's EGL libraries: installed here when missing
+# and running as root; otherwise the apt-get line is printed and make stops.
+egl:
+	@missing=""; if command -v dpkg >/dev/null; then \
+	  for p in $(EGL_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $(EGL_PACKAGES); \
+	  else echo "headless rendering needs:$$missing. Run: sudo apt-get install -y $(EGL_PACKAGES)"; exit 1; fi; fi
 
 # Lint (ruff: pyflakes + unused noqa), unit tests, then every notebook (solutions and student copies) under nbval.
 test: install
@@ -37,6 +48,10 @@ test-notebooks: install
 
 demo: install
 	$(PY) -m pi0lite.demo --out outputs
+
+# Meta-World: expert demonstrations (cached), pi0 and MSE trained at once, per-task evaluation.
+sim-demo: install egl
+	$(PY) -m pi0lite.sim.demo --out outputs/sim
 
 # JupyterLab rooted at the repository, opened on student/ (the exercises); notebooks/ (the
 # solutions) is one folder up in the file browser.

@@ -18,7 +18,7 @@ def test_environment_yml_parses_and_matches_pyproject():
     extras = set(re.search(r"\[(.*)\]", editable).group(1).split(","))
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert extras <= set(project["optional-dependencies"]), extras
-    assert extras == {"test", "notebooks"}
+    assert extras == {"test", "notebooks", "sim"}
     assert project["requires-python"].startswith(">=3.11")
 
 
@@ -28,6 +28,17 @@ def test_core_pins():
         assert pin in deps
     cuda = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["cuda12"]
     assert cuda == ["jax[cuda12]==0.10.2"]
+
+
+def test_sim_extra_pins_metaworld_and_the_makefile_installs_it():
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["sim"] == ["metaworld==3.1.1", "packaging"]
+    makefile = (REPO / "Makefile").read_text()
+    assert "sim]" in makefile and "MUJOCO_GL" in makefile
+    for pkg in ("libegl1", "libegl-mesa0", "libgl1-mesa-dri", "libgbm1"):
+        assert pkg in makefile
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ci.index("make egl") < ci.index("make test")
 
 
 def test_makefile_and_ci_use_the_readme_commands():

@@ -1,0 +1,122 @@
+"""Training the Meta-World policy: the sim model config, the training arrays, one training job.
+
+The network is :class:`pi0lite.pi0.Pi0` at the toy's widths (prefix 64, action expert 32, depth 4,
+4 heads × 16) with a 64×64 image cut into 16 patches of 16×16 px, an 8-token instruction and
+chunks of ``H = 8`` 4-D actions. Training reuses the toy's loop (:func:`pi0lite.toy.train.train`:
+AdamW, warm-up + cosine, checkpoints that resume) and its auxiliary head: here the prefix output at
+the instruction's last word regresses the task object's xy (where is the thing the sentence names?)
+— a stand-in for the grounding a pretrained VLM brings, exactly as on the toy task.
+
+``python -m pi0lite.sim.train --data CACHE.npz --out DIR --mode flow|mse --steps N`` is one job of
+``make sim-demo`` (the demo runs the flow and MSE jobs at once, one process per core).
+
+Axis letters: n frames, h action horizon, d action dim (4), l text tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import shutil
+
+import numpy as np
+
+from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
+
+#: The sim policy's network (defined here, not in ``pi0lite.config``: it is specific to this task).
+SIM_CONFIG = Pi0Config(
+    action_dim=4,
+    action_horizon=8,
+    max_token_len=8,
+    vocab_size=32,
+    image_keys=("base_0_rgb",),
+    paligemma=GemmaConfig(width=64, depth=4, mlp_dim=128, num_heads=4, num_kv_heads=1, head_dim=16),
+    action_expert=GemmaConfig(width=32, depth=4, mlp_dim=64, num_heads=4, num_kv_heads=1, head_dim=16),
+    vision=VisionConfig(image_size=64, patch_size=16, width=32, depth=1, mlp_dim=64, num_heads=2),
+)
+EXECUTE = 4  # actions executed per replan (receding horizon)
+OBJECT_XY_SCALE = 0.1  # aux target: (object xy − mean) / 0.1 m
+
+
+def make_tokenizer(tasks):
+    from pi0lite.sim.metaworld import instruction
+    from pi0lite.toy.text import WordTokenizer
+
+    return WordTokenizer.from_texts([instruction(t) for t in tasks])
+
+
+def make_norm_stats(ds) -> dict:
+    from pi0lite.toy.normalize import compute_stats
+
+    return {"state": compute_stats(ds.state), "actions": compute_stats(ds.actions)}
+
+
+def training_arrays(ds, tokenizer, norm: dict, cfg: Pi0Config = SIM_CONFIG) -> dict:
+    """The dict of arrays :func:`pi0lite.toy.train.train` samples batches from (leading axis n)."""
+    from pi0lite.toy.normalize import pad_to_dim
+    from pi0lite.toy.text import tokenize_batch
+
+    texts = ds.instructions
+    unique = sorted(set(texts))
+    ids_u, mask_u = tokenize_batch(tokenizer, unique, cfg.max_token_len)
+    which = np.array([unique.index(t) for t in texts])
+    chunks = norm["actions"].normalize(ds.chunks(cfg.action_horizon))  # [n, h, 4]
+    xy = ds.object_xyz[:, :2]
+    return {
+        "images": ds.images,
+        "state": pad_to_dim(norm["state"].normalize(ds.state), cfg.action_dim),
+        "tokens": ids_u[which],
+        "token_mask": mask_u[which],
+        "actions": pad_to_dim(chunks, cfg.action_dim),
+        "aux_pos": (mask_u.sum(-1) - 1).astype(np.int32)[which],  # the instruction's last word
+        "aux_target": ((xy - xy.mean(0)) / OBJECT_XY_SCALE).astype(np.float32),
+    }
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="cached demonstrations (pi0lite.sim.data)")
+    p.add_argument("--out", required=True, help="job directory: ckpt/, policy/, history.npy")
+    p.add_argument("--mode", choices=["flow", "mse"], required=True)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--aux-weight", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--position", type=int, default=0, help="tqdm bar row")
+    args = p.parse_args(argv)
+
+    from pi0lite.sim import data as sim_data
+    from pi0lite.sim.policy import SimPolicy
+    from pi0lite.toy.train import TrainConfig, train
+
+    job = pathlib.Path(args.out)
+    tcfg = TrainConfig(mode=args.mode, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                       aux_weight=args.aux_weight, seed=args.seed)
+    ckpt = job / "ckpt"
+    signature = json.dumps({"train": dataclasses.asdict(tcfg), "model": dataclasses.asdict(SIM_CONFIG),
+                            "data": str(pathlib.Path(args.data).name)}, sort_keys=True)
+    if (ckpt / "signature.json").exists() and (ckpt / "signature.json").read_text() != signature:
+        shutil.rmtree(ckpt)  # another run's checkpoint: start afresh
+    ckpt.mkdir(parents=True, exist_ok=True)
+    (ckpt / "signature.json").write_text(signature)
+
+    ds = sim_data.load(args.data)
+    tokenizer, norm, tasks = make_tokenizer(ds.tasks), make_norm_stats(ds), ds.tasks
+    arrays = training_arrays(ds, tokenizer, norm)
+    del ds
+    result = train(SIM_CONFIG, tcfg, arrays, ckpt_dir=ckpt, ckpt_every=250, position=args.position,
+                   desc=f"{args.mode:>5}")
+    timing = job / "train_seconds.json"  # written when a run completes; a re-run adds its (tiny) time
+    seconds = result.seconds + (json.loads(timing.read_text())["train_seconds"] if timing.exists() else 0.0)
+    timing.write_text(json.dumps({"train_seconds": seconds}))
+    np.save(job / "history.npy", result.history)
+    meta = {"train_steps": args.steps, "batch_size": args.batch_size, "aux_weight": args.aux_weight, "seed": args.seed,
+            "train_seconds": round(seconds, 1), "execute": EXECUTE, "tasks": list(tasks)}
+    SimPolicy(result.trainable.pi0, norm, tokenizer, mode=args.mode, meta=meta).save(job / "policy")
+
+
+if __name__ == "__main__":
+    main()
