@@ -1,11 +1,14 @@
 """A SigLIP-style vision transformer (openpi's ``PaliGemma/img`` tree).
 
 Axis letters: b batch · y, x pixel rows/columns · c colour channels · p patches (tokens) ·
-w tower width · n heads · h head dim · m MLP hidden size · o output (LLM) width · l layer.
+w tower width · n heads · h head dim · m MLP hidden size · o output (LLM) width · l layer ·
+``patch`` the patch side in pixels.
 
 patch conv (with bias) → + learned position embedding → depth × pre-LN blocks
 (``x + MHA(LN(x))``, ``x + MLP(LN(x))``, tanh-GELU MLP) → final LayerNorm → ``head`` Dense to the
 LLM width. All image tokens are kept (no pooling). Block weights carry a leading depth axis.
+With ``record_attention=True`` every layer sows its attention probabilities ``[b, n, p, p]``
+under ``attn_probs`` (read them with ``nnx.capture``, as notebook 14_vision_tower does).
 """
 
 from __future__ import annotations
@@ -33,6 +36,24 @@ def layer_norm(x: Float[Array, "... w"], scale, bias) -> Float[Array, "... w"]:
 _normal = fan_in_normal
 
 
+def embed_patches(
+    images: Float[Array, "b y x c"], kernel: Float[Array, "patch patch c w"], bias: Float[Array, " w"]
+) -> Float[Array, "b p w"]:
+    """Cut images into non-overlapping ``patch × patch`` squares and map each linearly to ``w`` numbers.
+
+    That is a convolution with stride = kernel size = the patch side (``kernel`` in HWIO layout,
+    openpi's ``img/embedding/kernel``). Tokens come out row-major: with ``g = S / patch`` patches
+    per side, grid cell (row ``r``, column ``c``) is token ``r · g + c``. Introduced in
+    14_vision_tower.
+    """
+    side = kernel.shape[0]
+    x = jax.lax.conv_general_dilated(
+        images.astype(jnp.float32), kernel, window_strides=(side, side), padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    ) + bias  # [b, g, g, w]
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
 class Dense(nnx.Module):
     """``kernel`` and ``bias`` of arbitrary (possibly depth-stacked) shapes."""
 
@@ -55,13 +76,15 @@ class MultiHeadAttention(nnx.Module):
         self.value = Dense((depth, width, heads, hd), (depth, heads, hd), width, rngs=rngs)
         self.out = Dense((depth, heads, hd, width), (depth, width), width, rngs=rngs)
 
-    def __call__(self, x: Float[Array, "b p w"], layer: int) -> Float[Array, "b p w"]:
+    def __call__(self, x: Float[Array, "b p w"], layer: int, record: bool = False) -> Float[Array, "b p w"]:
         def proj(d: Dense):
             return jnp.einsum("bpw,wnh->bpnh", x, d.kernel[layer]) + d.bias[layer]
 
         q, k, v = proj(self.query), proj(self.key), proj(self.value)
         q = q / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
         probs = jax.nn.softmax(jnp.einsum("bqnh,bknh->bnqk", q, k).astype(jnp.float32), axis=-1)
+        if record:
+            self.sow(nnx.Intermediate, "attn_probs", probs)
         out = jnp.einsum("bnqk,bknh->bqnh", probs.astype(v.dtype), v)
         return jnp.einsum("bqnh,nhw->bqw", out, self.out.kernel[layer]) + self.out.bias[layer]
 
@@ -83,9 +106,9 @@ class EncoderBlock(nnx.Module):
         self.LayerNorm_1 = LayerNorm((cfg.depth, cfg.width))
         self.MlpBlock_0 = MlpBlock(cfg.depth, cfg.width, cfg.mlp_dim, rngs=rngs)
 
-    def __call__(self, x, layer):
+    def __call__(self, x, layer, record: bool = False):
         ln0, ln1 = self.LayerNorm_0, self.LayerNorm_1
-        x = x + self.MultiHeadDotProductAttention_0(layer_norm(x, ln0.scale[layer], ln0.bias[layer]), layer)
+        x = x + self.MultiHeadDotProductAttention_0(layer_norm(x, ln0.scale[layer], ln0.bias[layer]), layer, record)
         return x + self.MlpBlock_0(layer_norm(x, ln1.scale[layer], ln1.bias[layer]), layer)
 
 
@@ -95,9 +118,9 @@ class Encoder(nnx.Module):
         self.encoderblock = EncoderBlock(cfg, rngs=rngs)
         self.encoder_norm = LayerNorm((cfg.width,))
 
-    def __call__(self, x):
+    def __call__(self, x, record: bool = False):
         for layer in range(self.depth):
-            x = self.encoderblock(x, layer)
+            x = self.encoderblock(x, layer, record)
         return layer_norm(x, self.encoder_norm.scale[...], self.encoder_norm.bias[...])
 
 
@@ -112,17 +135,11 @@ class SigLIP(nnx.Module):
         self.Transformer = Encoder(cfg, rngs=rngs)
         self.head = Dense((w, out_width), (out_width,), w, rngs=rngs)
 
-    def __call__(self, images: Float[Array, "b y x c"]) -> Float[Array, "b p o"]:
+    def __call__(self, images: Float[Array, "b y x c"], *, record_attention: bool = False) -> Float[Array, "b p o"]:
         s = self.cfg.image_size
         if images.ndim != 4 or images.shape[1:] != (s, s, 3):
             raise ValueError(f"images must be [batch, {s}, {s}, 3], got {tuple(images.shape)}")
-        x = jax.lax.conv_general_dilated(
-            images.astype(jnp.float32),
-            self.embedding.kernel[...],
-            window_strides=(self.cfg.patch_size,) * 2,
-            padding="VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        ) + self.embedding.bias[...]
-        x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.pos_embedding[...]  # [b, p, w], row-major patches
-        x = self.Transformer(x)
+        x = embed_patches(images, self.embedding.kernel[...], self.embedding.bias[...])  # [b, p, w]
+        x = x + self.pos_embedding[...]  # learned, one vector per patch position
+        x = self.Transformer(x, record_attention)
         return x @ self.head.kernel[...] + self.head.bias[...]

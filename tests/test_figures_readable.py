@@ -96,6 +96,10 @@ FIGURES = {
     "09 arena": lambda: viz.plot_arena(_scenes(), title="scene 0").figure,
     "09 rollouts": _rollouts,
     "09 observation": lambda: viz.plot_observation(RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8), title="go to the red square").figure,
+    "14 patch map over an image": lambda: viz.plot_patch_map(RNG.dirichlet(np.ones(16)).reshape(4, 4), image=RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8), mark=5, title="head 0").figure,
+    "14 token budget": lambda: viz.plot_token_budget({"pi0: 3 cameras": {"camera 1": 256, "camera 2": 256, "camera 3": 256, "prompt": 48},
+                                                      "pi0: 1 camera + 2 empty": {"camera 1": 256, "empty slot": 512, "prompt": 48},
+                                                      "toy policy": {"camera 1": 16, "prompt": 8}}, title="prefix").figure,
     "09 loss curves": lambda: viz.plot_loss_curves({"flow": np.abs(RNG.normal(1, 0.3, (5000, 2)))}).figure,
 }
 
