@@ -21,11 +21,19 @@ which byte symbols exist and how many vocabulary ids are left for merges. Three 
                  ``chr(z)`` per integer, BPE starting from all 256 byte symbols, no regex split.
 
 All mappings are vectorised over numpy arrays of code points.
+
+Fast paths (same ids and strings as the ``tokenizers`` calls, proven in tests): the reference
+alphabet's GPT-2 pre-split as a Python regex with explicit character classes (so each distinct
+piece goes through the BPE once and is then looked up), and decoding through a table of each
+id's bytes (one gather for the whole batch instead of the byte-level decoder per chunk).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
+import unicodedata
 from collections.abc import Iterable
 
 import numpy as np
@@ -144,3 +152,82 @@ def train_bpe(strings: Iterable[str], *, alphabet: str, vocab_size: int, initial
     )
     tok.train_from_iterator(strings, trainer=trainer)
     return tok
+
+
+# --- fast paths --------------------------------------------------------------------------------
+
+#: The regex pre-split below is exact for strings whose code points all lie below this.
+SPLIT_LIMIT = 0x800
+#: Unicode White_Space below SPLIT_LIMIT (what the byte-level pre-tokenizer's ``\s`` matches).
+_WHITE_SPACE = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0)
+
+
+def _char_class(codes: list[int]) -> str:
+    """A regex character-class body for the given sorted code points, as ranges."""
+    parts, start = [], None
+    for i, c in enumerate(codes):
+        if start is None:
+            start = c
+        if i + 1 == len(codes) or codes[i + 1] != c + 1:
+            parts.append(re.escape(chr(start)) + ("" if c == start else "-" + re.escape(chr(c))))
+            start = None
+    return "".join(parts)
+
+
+@functools.cache
+def gpt2_split() -> re.Pattern:
+    """The byte-level pre-tokenizer's GPT-2 split (letters / numbers / other / whitespace runs,
+    English contractions) for code points below :data:`SPLIT_LIMIT`, as one Python regex."""
+    cat = [unicodedata.category(chr(i)) for i in range(SPLIT_LIMIT)]
+    letters = _char_class([i for i, c in enumerate(cat) if c.startswith("L")])
+    numbers = _char_class([i for i, c in enumerate(cat) if c.startswith("N")])
+    space = _char_class(list(_WHITE_SPACE))
+    return re.compile(
+        f"'s|'t|'re|'ve|'m|'ll|'d| ?[{letters}]+| ?[{numbers}]+| ?[^{space}{letters}{numbers}]+"
+        f"|[{space}]+(?![^{space}])|[{space}]+"
+    )
+
+
+def byte_level_chars() -> list[str]:
+    """The byte-level BPE's character for each byte 0..255 (printable bytes stand for themselves,
+    the others are moved to U+0100 and up, in order)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    chars, moved = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + moved)
+            moved += 1
+    return [chars[b] for b in range(256)]
+
+
+def id_bytes_table(tok: Tokenizer) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(all bytes uint8, start [V], length [V])`` of every id of a byte-level BPE, as its decoder sees
+    them: each character mapped back to its byte, or, for a token with a character outside the
+    byte-level alphabet (the reference alphabet's initial characters), the token's own UTF-8.
+    None if the ids are not ``0 .. V-1`` (then use the tokenizer's decoder)."""
+    to_byte = {c: b for b, c in enumerate(byte_level_chars())}
+    vocab = tok.get_vocab()
+    size = tok.get_vocab_size()
+    if sorted(vocab.values()) != list(range(size)):
+        return None
+    rows = {}
+    for token, i in vocab.items():
+        try:
+            rows[i] = bytes(to_byte[ch] for ch in token)
+        except KeyError:
+            rows[i] = token.encode("utf-8")
+    ordered = [rows[i] for i in range(size)]
+    lengths = np.fromiter(map(len, ordered), np.int64, size)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return np.frombuffer(b"".join(ordered), np.uint8), starts, lengths
+
+
+def gather_bytes(table: tuple[np.ndarray, np.ndarray, np.ndarray], ids: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The bytes of ``ids`` (flat int array) back to back, and the cumulative byte count before each id."""
+    blob, starts, lengths = table
+    n = lengths[ids]
+    before = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+    offsets = np.repeat(starts[ids] - before[:-1], n) + np.arange(before[-1])
+    return blob[offsets].tobytes(), before

@@ -123,6 +123,7 @@ class FastTokenizer:
         self.config = config
         self.bpe = bpe
         self._warned_unnormalised = False
+        self._fast = (None, {}, None)  # (the bpe they belong to, piece -> ids, id bytes table)
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -199,9 +200,69 @@ class FastTokenizer:
         q = self._quantise(chunks)
         codes = self.config.to_code_points(q.reshape(len(q), -1))
         strings = fast_bpe.rows_to_strings(codes)
+        if self.config.alphabet == "reference" and (codes.size == 0 or codes.max() < fast_bpe.SPLIT_LIMIT):
+            return self._encode_pieces(strings)
+        return [e.ids for e in self._encode_batch(strings)]
+
+    def _encode_batch(self, strings: list[str]):
         # encode_batch_fast (tokenizers >= 0.21) skips the offsets we do not need
-        encode_batch = getattr(self.bpe, "encode_batch_fast", self.bpe.encode_batch)
-        return [e.ids for e in encode_batch(strings)]
+        return getattr(self.bpe, "encode_batch_fast", self.bpe.encode_batch)(strings)
+
+    def _fast_state(self) -> tuple[dict, tuple | None]:
+        """The piece cache and id-bytes table of the current ``self.bpe`` (rebuilt if it changed)."""
+        bpe, pieces, table = self._fast
+        if bpe is not self.bpe:
+            self._fast = bpe, pieces, table = self.bpe, {}, fast_bpe.id_bytes_table(self.bpe)
+        return pieces, table
+
+    def _encode_pieces(self, strings: list[str]) -> list[list[int]]:
+        """Reference alphabet: split every string as the BPE's pre-tokenizer does, run each distinct
+        piece through the BPE once (kept across calls) and concatenate (merges never cross pieces)."""
+        cache, _ = self._fast_state()
+        if len(cache) > 500_000:
+            cache.clear()
+        split = fast_bpe.gpt2_split().findall
+        pieces = [split(s) for s in strings]
+        new = list(set(itertools.chain.from_iterable(pieces)).difference(cache))
+        if new:
+            cache.update(zip(new, (e.ids for e in self._encode_batch(new))))
+        get = cache.__getitem__
+        return [list(itertools.chain.from_iterable(map(get, p))) for p in pieces]
+
+    def _decode_strings(self, seqs: list) -> list[str]:
+        """What ``bpe.decode_batch`` returns (used by the tests; decode goes straight to code points)."""
+        n_ids = np.fromiter(map(len, seqs), np.int64, len(seqs))
+        flat = np.fromiter(itertools.chain.from_iterable(seqs), np.int64, int(n_ids.sum()))
+        codes, lengths = self._decode_code_points(flat, n_ids)
+        return [s.tobytes().decode("utf-32-le") for s in np.split(codes.astype("<u4"), np.cumsum(lengths)[:-1])]
+
+    def _decode_code_points(self, flat: np.ndarray, n_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Valid ids (flat) and their count per chunk -> the decoded characters' code points (flat)
+        and each chunk's length, as ``bpe.decode_batch`` would decode them; one gather over the
+        table of every id's bytes, one UTF-8 decode for the whole batch."""
+        _, table = self._fast_state()
+        ends = np.cumsum(n_ids)
+        starts = ends - n_ids
+        if table is None:
+            seqs = [flat[a:e].tolist() for a, e in zip(starts.tolist(), ends.tolist())]
+            return fast_bpe.strings_to_code_points(self.bpe.decode_batch(seqs, skip_special_tokens=False) if seqs else [])
+        data, before = fast_bpe.gather_bytes(table, flat)
+        lo, hi = before[starts], before[ends]
+        lead = (np.frombuffer(data, np.uint8) & 0xC0) != 0x80  # first byte of a character
+        if lead[lo[hi > lo]].all():  # no chunk starts inside a character
+            try:
+                codes = np.frombuffer(data.decode("utf-8").encode("utf-32-le"), "<u4").astype(np.int64)
+                chars = np.concatenate([[0], np.cumsum(lead)])
+                return codes, chars[hi] - chars[lo]  # each chunk is valid UTF-8 on its own
+            except UnicodeDecodeError:
+                pass
+        strings = []
+        for i, (a, e) in enumerate(zip(lo.tolist(), hi.tolist())):
+            try:
+                strings.append(data[a:e].decode("utf-8"))
+            except UnicodeDecodeError:  # a split or invalid sequence: the tokenizer's lossy decoder
+                strings.append(self.bpe.decode(flat[starts[i] : ends[i]].tolist(), skip_special_tokens=False))
+        return fast_bpe.strings_to_code_points(strings)
 
     # --- decode ----------------------------------------------------------------------------
     def decode(
@@ -228,26 +289,24 @@ class FastTokenizer:
         flat_ids = np.fromiter(itertools.chain.from_iterable(tokens), np.int64, int(n_ids.sum()))
         ok = (flat_ids >= 0) & (flat_ids < size)
         valid = _segment_all(ok, n_ids) & (n_ids > 0)
-        # the BPE must not see bad ids (a negative one would raise for the whole batch)
-        if ok.all() and all(type(t) is list for t in tokens):
-            seqs = tokens
-        else:
-            rows = np.split(np.where(ok, flat_ids, -1), np.cumsum(n_ids)[:-1]) if b else []
-            seqs = [row[row >= 0].tolist() for row in rows]
-        strings = self.bpe.decode_batch(seqs, skip_special_tokens=False) if b else []
-        codes, lengths = fast_bpe.strings_to_code_points(strings)
+        # the BPE must not see bad ids (a negative one would raise for the whole batch): drop them
+        kept = np.concatenate([[0], np.cumsum(ok)])
+        ends = np.cumsum(n_ids)
+        codes, lengths = self._decode_code_points(flat_ids[ok], kept[ends] - kept[ends - n_ids])
         q = c.from_code_points(codes)
         lo, hi = c.bounds
         valid &= (lengths == n) & _segment_all((q >= lo) & (q <= hi), lengths)
         q = np.where(q == fast_bpe.NOT_A_CODE, 0, q)  # a character no integer maps to: best effort 0
-        out = np.zeros((b, n), np.int64)
         exact = lengths == n
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        if exact.any():
+        if exact.all():
+            out = q.reshape(b, n)
+        else:
+            out = np.zeros((b, n), np.int64)
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
             out[exact] = q[starts[exact, None] + np.arange(n)]
-        for i in np.flatnonzero(~exact):  # best effort: truncate or zero-pad
-            m = min(int(lengths[i]), n)
-            out[i, :m] = q[starts[i] : starts[i] + m]
+            for i in np.flatnonzero(~exact):  # best effort: truncate or zero-pad
+                m = min(int(lengths[i]), n)
+                out[i, :m] = q[starts[i] : starts[i] + m]
         actions = dequantise_idct(out.reshape(-1, h, d), c.scale)
         if zero_invalid:
             actions[~valid] = 0.0
