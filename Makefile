@@ -64,6 +64,7 @@ student: install
 bench: install
 	$(PY) benchmarks/bench_pi0.py
 	$(PY) benchmarks/bench_fast.py
+	$(PY) benchmarks/roofline.py
 
 clean:
 	rm -rf $(VENV) .jax_cache outputs

@@ -153,6 +153,7 @@ class Call:
     args: tuple
     state: Any
     stateful: bool = False
+    graphdef: Any = None
 
     def run(self):
         if self.stateful:
@@ -172,17 +173,20 @@ def pi0_calls(cfg, batch: int, *, uncached: bool = True) -> tuple[dict[str, Call
     key = jax.random.key(0)
     graphdef, state = nnx.split(model)
     calls = {
-        "compute_loss": Call("compute_loss", compiled.pure(graphdef, loss), (key, obs, actions), state),
-        "sample_cached": Call("sample_cached", compiled.pure(graphdef, sample_cached), (key, obs), state),
+        "compute_loss": Call("compute_loss", compiled.pure(graphdef, loss), (key, obs, actions), state, graphdef=graphdef),
+        "sample_cached": Call("sample_cached", compiled.pure(graphdef, sample_cached), (key, obs), state, graphdef=graphdef),
     }
     if uncached:
-        calls["sample_uncached"] = Call("sample_uncached", compiled.pure(graphdef, sample_uncached), (key, obs), state)
+        calls["sample_uncached"] = Call(
+            "sample_uncached", compiled.pure(graphdef, sample_uncached), (key, obs), state, graphdef=graphdef
+        )
     # the train step gets its own model + optimiser: the step donates (and so invalidates) its state
     t_model = Pi0(cfg, rngs=nnx.Rngs(0))
     t_opt = nnx.Optimizer(t_model, optax.adamw(1e-4), wrt=nnx.Param)
     t_graphdef, t_state = nnx.split((t_model, t_opt))
     calls["train_step"] = Call(
-        "train_step", compiled.stateful(t_graphdef, train_step), (key, obs, actions), t_state, stateful=True
+        "train_step", compiled.stateful(t_graphdef, train_step), (key, obs, actions), t_state, stateful=True,
+        graphdef=t_graphdef,
     )
     nnx_loss, nnx_sample, nnx_train = nnx.jit(loss), nnx.jit(sample_cached), nnx.jit(train_step)
     via_nnx = {
