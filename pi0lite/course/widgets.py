@@ -2,20 +2,21 @@
 
 ``mask_explorer`` shows one row of toggle buttons for the ``ar_mask`` flags and one for the
 ``input_mask`` flags of a short token sequence, and redraws the attention mask whenever a
-button changes. Only core ipywidgets (ToggleButton, HBox, VBox, Label, Output) are used, so it
-works with ipywidgets 7.7 (Colab) and 8.
+button changes. ``model_mask_explorer`` adds a model menu (e.g. pi0 / pi0.5 / pi0-FAST) that swaps
+in each model's token layout. Only core ipywidgets (ToggleButton, Dropdown, HBox, VBox, Label,
+Output) are used, so both work with ipywidgets 7.7 (Colab) and 8.
 
 Axis letters: n tokens.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from jaxtyping import ArrayLike, Bool
 
 from pi0lite.masks import make_attn_mask
 
-__all__ = ["MaskExplorer", "mask_explorer"]
+__all__ = ["MaskExplorer", "ModelMaskExplorer", "mask_explorer", "model_mask_explorer"]
 
 
 class MaskExplorer:
@@ -99,3 +100,41 @@ class MaskExplorer:
 def mask_explorer(ar_mask, input_mask=None, *, labels=None, segments=None) -> MaskExplorer:
     """Build a :class:`MaskExplorer` (see the class docstring)."""
     return MaskExplorer(ar_mask, input_mask, labels=labels, segments=segments)
+
+
+def _token_labels(segments: Sequence[tuple[str, int]]) -> list[str]:
+    """Short button labels: the segment's first letter, plus the index inside it when it has several tokens."""
+    return [name[0] + (str(i) if size > 1 else "") for name, size in segments for i in range(size)]
+
+
+class ModelMaskExplorer:
+    """A model menu above a :class:`MaskExplorer`; choosing a model loads its token layout."""
+
+    def __init__(self, layouts: Mapping[str, tuple[Sequence[tuple[str, int]], ArrayLike, ArrayLike]]):
+        import ipywidgets as widgets
+
+        if not layouts:
+            raise ValueError("layouts must name at least one model: {name: (segments, ar_mask, input_mask)}")
+        for name, (segments, ar_mask, _) in layouts.items():
+            if sum(size for _, size in segments) != len(ar_mask):
+                raise ValueError(f"layouts[{name!r}]: segments cover {sum(s for _, s in segments)} tokens, ar_mask has {len(ar_mask)}")
+        self.layouts = dict(layouts)
+        self.model = widgets.Dropdown(options=list(self.layouts), description="model")
+        self.model.observe(self._load, names="value")
+        self.widget = widgets.VBox([self.model])
+        self._load()
+
+    def _load(self, *_):
+        segments, ar_mask, input_mask = self.layouts[self.model.value]
+        self.explorer = MaskExplorer(ar_mask, input_mask, labels=_token_labels(segments), segments=segments)
+        self.widget.children = (self.model, self.explorer.widget)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def model_mask_explorer(layouts) -> ModelMaskExplorer:
+    """Build a :class:`ModelMaskExplorer` from ``{model name: (segments, ar_mask, input_mask)}``."""
+    return ModelMaskExplorer(layouts)

@@ -30,7 +30,7 @@ def build() -> Notebook:
 
         from pi0lite.course import checks, viz
         from pi0lite.masks import make_positions, prefix_ar_mask, suffix_ar_mask
-        from pi0lite.course.widgets import mask_explorer
+        from pi0lite.course.widgets import mask_explorer, model_mask_explorer
 
         np.set_printoptions(precision=3, suppress=True)
         """
@@ -330,6 +330,15 @@ def build() -> Notebook:
         """,
         tags=("nbval-ignore-output",),
     )
+    nb.md(
+        """
+        The same explorer on the three models' layouts from section 2: pick a model, then mark
+        the wrist camera missing (its `w` buttons in the bottom row), or make the actions causal.
+        Buttons are named by segment: `b` base image, `w` wrist image, `t` text, `s` state, `a`
+        actions.
+        """
+    )
+    nb.code("model_mask_explorer(layouts)", tags=("nbval-ignore-output",))
     nb.md(
         """
         ## 4. Positions
