@@ -11,7 +11,7 @@ export PYTHONHASHSEED ?= 0
 export MUJOCO_GL ?= egl
 EGL_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1
 
-.PHONY: install egl test test-unit test-notebooks demo sim-demo lab student bench clean
+.PHONY: install egl test-deps test test-unit test-notebooks demo sim-demo lab student bench site clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,21 @@ egl:
 	  if [ "$$(id -u)" = 0 ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $(EGL_PACKAGES); \
 	  else echo "headless rendering needs:$$missing. Run: sudo apt-get install -y $(EGL_PACKAGES)"; exit 1; fi; fi
 
-# Lint (ruff: pyflakes + unused noqa), unit tests, then every notebook (solutions and student copies) under nbval.
-test: install
+# What the browser and widget tests need beyond the venv: Debian's `chromium` (installed here when
+# missing and running as root; otherwise the browser tests fail naming the package) and Colab's
+# ipywidgets 7.7.1 in a directory of its own (tests/test_widgets.py puts it first on a subprocess's path).
+IPYWIDGETS7 := $(VENV)/ipywidgets7
+test-deps: install $(IPYWIDGETS7)/.installed
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make: Debian package 'chromium' is missing (apt-get install -y chromium, as root): the browser tests will fail"; fi; }
+$(IPYWIDGETS7)/.installed: | $(PY)
+	$(PY) -m pip install --quiet --no-deps --target $(IPYWIDGETS7) 'ipywidgets==7.7.1' 'ipython_genutils==0.2.0'
+	touch $@
+
+# Lint (ruff: pyflakes + unused noqa), unit tests (with the browser tests: the explorers in JupyterLab,
+# a 3-notebook build of the site), then every notebook (solutions and student copies) under nbval.
+test: install test-deps
 	$(VENV)/bin/ruff check pi0lite tests tools benchmarks
 	$(PY) -m pytest -q tests
 	$(NBVAL)
@@ -66,5 +79,10 @@ bench: install
 	$(PY) benchmarks/bench_fast.py
 	$(PY) benchmarks/roofline.py
 
+# The static course site: every notebook executed into site/ (open site/index.html), then its browser test.
+site: install test-deps
+	$(PY) tools/build_site.py --out site
+	PI0LITE_SITE=$(CURDIR)/site $(PY) -m pytest -q tests/test_browser_site.py
+
 clean:
-	rm -rf $(VENV) .jax_cache outputs
+	rm -rf $(VENV) .jax_cache outputs site
