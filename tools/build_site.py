@@ -59,6 +59,8 @@ PARTS = {
     "07": "the FAST action tokenizer: DCT, quantisation, BPE",
     "08": "pi0-FAST: prompt layout, loss mask, greedy decoding with the cache",
     "09": "a trained policy on the toy task: data, training, closed-loop evaluation",
+    "14": "the vision tower: SigLIP patches, positions, pre-LN blocks, the projection into the LLM width",
+    "15": "loading openpi's parameters and checking every output against a parity reference file",
 }
 README_SECTIONS = ("Results on the toy task", "Speed", "Parity with openpi")
 IMPORT = re.compile(r"^\s*(?:from\s+(pi0lite(?:\.\w+)*)\s+import\s+([\w, ()]+)|import\s+(pi0lite(?:\.\w+)*))", re.M)
