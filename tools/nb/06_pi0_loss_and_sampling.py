@@ -36,7 +36,7 @@ def build() -> Notebook:
         import numpy as np
         from flax import nnx
 
-        from pi0lite import flow
+        from pi0lite import compiled, flow
         from pi0lite.course import checks, viz
         from pi0lite.config import TINY
         from pi0lite.masks import make_attn_mask, make_positions
@@ -133,14 +133,21 @@ def build() -> Notebook:
         Sampling starts from pure noise at $t = 1$ and takes `num_steps` Euler steps with
         $dt = -1/\text{num\_steps}$: $x \leftarrow x + dt \cdot v(x, t)$. With
         `return_trajectory=True` we also get every intermediate chunk, `[num_steps + 1, b, H, D]`.
-        We `nnx.jit` the sampler once; the steps run inside a `lax.scan`.
+        We compile the sampler once; the steps run inside a `lax.scan`. `pi0lite.compiled.bind`
+        splits the model into its graph and its state **once** and `jax.jit`s a function of the
+        state, so each later call skips the walk over the module graph that `nnx.jit` does on
+        every call (on `TINY` that walk costs more than the sampling itself).
         """
     )
     nb.code(
         """
-        sample = nnx.jit(lambda m, o, noise: m.sample_actions(None, o, noise=noise, return_trajectory=True))
+        def sample_fn(m, o, noise):
+            return m.sample_actions(None, o, noise=noise, return_trajectory=True)
+
+
+        sample = compiled.bind(model, sample_fn)  # call it as sample(obs, noise)
         noise = jax.random.normal(jax.random.key(2), (2, cfg.action_horizon, cfg.action_dim))
-        sampled, trajectory = sample(model, obs, noise)
+        sampled, trajectory = sample(obs, noise)
         print("actions", sampled.shape, "| trajectory", trajectory.shape)
 
         # the trajectory starts at the noise and ends at the returned actions ...
@@ -236,8 +243,8 @@ def build() -> Notebook:
         kv_shapes, _ = nnx.eval_shape(lambda m, o: m.fill_prefix_cache(o), model, obs)
         print("cached keys and values [depth, b, P, k, h]:", kv_shapes[0].shape, kv_shapes[1].shape)
 
-        sample_uncached = nnx.jit(lambda m, o, noise: m.sample_actions(None, o, noise=noise, use_cache=False))
-        uncached = sample_uncached(model, obs, noise)
+        sample_uncached = compiled.bind(model, lambda m, o, noise: m.sample_actions(None, o, noise=noise, use_cache=False))
+        uncached = sample_uncached(obs, noise)
         np.testing.assert_allclose(sampled, uncached, atol=1e-4)
         print("cached and uncached sampling agree: max |Δ| <", 1e-4)
         """
@@ -262,8 +269,8 @@ def build() -> Notebook:
             return best
 
 
-        cached_time = best_time(lambda: sample(model, obs, noise))
-        uncached_time = best_time(lambda: sample_uncached(model, obs, noise))
+        cached_time = best_time(lambda: sample(obs, noise))
+        uncached_time = best_time(lambda: sample_uncached(obs, noise))
         print(f"cached sampling is {uncached_time / cached_time:.1f}x as fast as recomputing the prefix every step")
         """,
         tags=("nbval-ignore-output",),
@@ -310,7 +317,7 @@ def build() -> Notebook:
         toy_obs = policy.observation(
             np.stack([s["image"] for s in scenes]), np.stack([s["state"] for s in scenes]), [s["instruction"] for s in scenes]
         )
-        toy_actions, toy_trajectory = sample(policy.model, toy_obs, noise)  # same shapes: no recompile
+        toy_actions, toy_trajectory = sample.rebind(policy.model)(toy_obs, noise)  # same structure: no recompile
         assert toy_trajectory.shape == trajectory.shape and np.isfinite(np.asarray(toy_actions)).all()
 
         fig, axes = plt.subplots(1, 3, figsize=(17, 4))
