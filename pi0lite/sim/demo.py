@@ -6,8 +6,8 @@
    ``--cache``; a second run reuses them), one worker process per core.
 2. Trains pi0 (flow matching) and the MSE baseline on the same network **at the same time, one
    process per core** (checkpoints every 250 steps: re-running resumes an interrupted demo).
-3. Evaluates the experts, pi0 and MSE on the same fixed variations (``--eval-episodes`` per task,
-   150-step cap) and writes ``results.json``, ``success_by_task.png`` and one GIF per task
+3. Evaluates pi0 and MSE (again one process per core) and the experts on the same fixed
+   variations (``--eval-episodes`` per task, 150-step cap) and writes ``results.json``, ``success_by_task.png`` and one GIF per task
    (``gifs/<task>.gif``, pi0's first evaluation episode) to ``--out``.
 
 ``--ship`` copies the trained pi0 policy (and the results) into ``pi0lite/assets/``.
@@ -31,25 +31,48 @@ def _pin(core: int):
     return lambda: os.sched_setaffinity(0, {core})
 
 
-def train_both(args, data_path: pathlib.Path, out: pathlib.Path) -> None:
-    """The flow and MSE jobs at once, pinned one per core (one after the other with a single core)."""
+def run_jobs(args, out: pathlib.Path, cmds: list[list[str]], what: str) -> None:
+    """Run the commands at once, pinned one per core (one after the other with a single core)."""
     cores = sorted(os.sched_getaffinity(0))
-    parallel = len(cores) >= 2
+    parallel = len(cores) >= len(cmds)
     procs = []
-    for i, (name, mode) in enumerate(NAMES.items()):
-        cmd = [sys.executable, "-m", "pi0lite.sim.train", "--data", str(data_path), "--out", str(out / name),
-               "--mode", mode, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-               "--seed", str(args.seed), "--position", str(i)]
+    for i, cmd in enumerate(cmds):
         env = dict(os.environ)
         if parallel:  # one core each: keep XLA from starting a second compute thread on it
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                 " intra_op_parallelism_threads=1").strip()
-            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i]))))
+            env["LP_NUM_THREADS"] = "1"  # llvmpipe: render on this core only
+            procs.append(subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i])))
         elif subprocess.call(cmd, env=env):
-            raise SystemExit(f"training {name} failed")
-    for name, proc in procs:
+            raise SystemExit(f"{what} failed: {' '.join(cmd)}")
+    for proc in procs:
         if proc.wait():
-            raise SystemExit(f"training {name} failed (exit {proc.returncode})")
+            raise SystemExit(f"{what} failed (exit {proc.returncode}): {' '.join(proc.args)}")
+
+
+def train_both(args, data_path: pathlib.Path, out: pathlib.Path) -> None:
+    """The flow and MSE jobs at once, one process per core."""
+    run_jobs(args, out, [[sys.executable, "-m", "pi0lite.sim.train", "--data", str(data_path), "--out", str(out / name),
+                          "--mode", mode, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+                          "--seed", str(args.seed), "--position", str(i)]
+                         for i, (name, mode) in enumerate(NAMES.items())], what="training")
+
+
+def evaluate_one(args, out: pathlib.Path, name: str) -> None:
+    """One policy's evaluation (its own process): ``OUT/NAME/eval.json``, and the GIFs for pi0."""
+    from pi0lite.sim.evaluate import evaluate, policy_fn
+    from pi0lite.sim.metaworld import TASKS
+    from pi0lite.sim.policy import SimPolicy
+
+    policy = SimPolicy.load(out / name / "policy")
+    r = evaluate(policy_fn(policy), TASKS, episodes=args.eval_episodes, record=1 if name == "pi0" else 0,
+                 execute=args.execute or policy.meta.get("execute", 4), progress=False)
+    result = {**r.summary(), "train_seconds": policy.meta["train_seconds"], "eval_seconds": round(r.seconds, 1),
+              "outcomes": {t: r.success[k].tolist() for k, t in enumerate(TASKS)}}
+    if name == "pi0":
+        write_gifs(r.frames, out / "gifs")
+    (out / name / "eval.json").write_text(json.dumps(result, indent=1))
+    print(f"{name}: mean success {result['mean_success']:.0%} ({r.seconds:.0f} s)", flush=True)
 
 
 def write_gifs(frames: dict, out: pathlib.Path, scale: int = 3) -> None:
@@ -106,7 +129,10 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per task (>= 20)")
     p.add_argument("--execute", type=int, default=None, help="actions executed per replan (default: the policy's)")
     p.add_argument("--ship", action="store_true", help="copy the trained pi0 policy into pi0lite/assets/")
+    p.add_argument("--eval-only", choices=list(NAMES), help=argparse.SUPPRESS)  # internal: one evaluation job
     args = p.parse_args(argv)
+    if args.eval_only:
+        return evaluate_one(args, pathlib.Path(args.out), args.eval_only)
 
     from pi0lite.sim import data as sim_data
     from pi0lite.sim.metaworld import TASKS, MetaWorldEnv
@@ -129,19 +155,13 @@ def main(argv=None) -> dict:
     train_both(args, data_path, out)
     phase(timings, "train", t0)
 
-    from pi0lite.sim.evaluate import evaluate, policy_fn
-    from pi0lite.sim.policy import SimPolicy
+    from pi0lite.sim.evaluate import evaluate
 
     t0 = time.perf_counter()
-    results = {}
-    for name in NAMES:
-        policy = SimPolicy.load(out / name / "policy")
-        r = evaluate(policy_fn(policy), TASKS, episodes=args.eval_episodes, record=1 if name == "pi0" else 0,
-                     execute=args.execute or policy.meta.get("execute", 4))
-        results[name] = {**r.summary(), "train_seconds": policy.meta["train_seconds"], "eval_seconds": round(r.seconds, 1)}
-        if name == "pi0":
-            write_gifs(r.frames, out / "gifs")
-        print(f"{name}: mean success {results[name]['mean_success']:.0%}", flush=True)
+    run_jobs(args, out, [[sys.executable, "-m", "pi0lite.sim.demo", "--out", str(out), "--eval-only", name,
+                          "--eval-episodes", str(args.eval_episodes)] + (["--execute", str(args.execute)] if args.execute else [])
+                         for name in NAMES], what="evaluation")
+    results = {name: json.loads((out / name / "eval.json").read_text()) for name in NAMES}
     envs = [MetaWorldEnv(t, render=False) for t in TASKS]
     r = evaluate("expert", TASKS, episodes=args.eval_episodes, envs=envs)
     for env in envs:

@@ -40,7 +40,7 @@ def plot_task_success(success: dict, *, ax=None, episodes: dict | None = None, t
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title)
     return ax
