@@ -16,6 +16,7 @@ from pi0lite.flow import posemb_sincos
 from pi0lite.toy import scene as toy
 
 RNG = np.random.default_rng(0)
+SIM_TASKS = ["button-press-topdown-v3", "drawer-close-v3", "drawer-open-v3", "window-open-v3", "window-close-v3"]
 PI0_TINY = [("image", 16), ("text", 8), ("state", 1), ("actions", 4)]
 
 
@@ -100,6 +101,12 @@ FIGURES = {
     "14 token budget": lambda: viz.plot_token_budget({"pi0: 3 cameras": {"camera 1": 256, "camera 2": 256, "camera 3": 256, "prompt": 48},
                                                       "pi0: 1 camera + 2 empty": {"camera 1": 256, "empty slot": 512, "prompt": 48},
                                                       "toy policy": {"camera 1": 16, "prompt": 8}}, title="prefix").figure,
+    "13 success per task": lambda: viz.plot_task_success(
+        {p: {t: float(RNG.random()) for t in SIM_TASKS} for p in ("pi0", "mse", "expert")},
+        errors={p: {t: (0.1, 0.05) for t in SIM_TASKS} for p in ("pi0", "mse", "expert")},
+        episodes=dict.fromkeys(SIM_TASKS, 20), title="success").figure,
+    "13 frame strip": lambda: viz.plot_frame_strip(RNG.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
+                                                   titles=[f"t={i}" for i in range(6)], title="an episode").figure,
     "09 loss curves": lambda: viz.plot_loss_curves({"flow": np.abs(RNG.normal(1, 0.3, (5000, 2)))}).figure,
 }
 

@@ -66,7 +66,7 @@ def plot_frame_strip(frames, *, ax=None, titles=None, title: str | None = None):
     for i in range(1, k):
         ax.axvline(i * w - 0.5, color="white", lw=1)
     for i, t in enumerate(titles or []):
-        ax.text(i * w + w / 2, -2, t, ha="center", va="bottom", fontsize=7)
+        ax.text(i * w + w / 2, -2, t, ha="center", va="bottom", fontsize=8)
     if title:
         ax.set_title(title, pad=14 if titles else 6)
     return ax
