@@ -89,6 +89,7 @@ def build_dataset(
     chunks = padded[episode[:, None], window]
     images = toy_render.render_frames(scenes, episode, pos[episode, step], image_size)
     state = np.concatenate([pos[episode, step], vel[episode, step]], -1)
+    check_finite({"images": images, "state": state, "actions": chunks}, "build_dataset")
     return ToyDataset(
         images=images, state=state.astype(np.float32), actions=chunks.astype(np.float32),
         episode=episode.astype(np.int32), step=step.astype(np.int32), scenes=scenes,
@@ -104,25 +105,53 @@ def goal_target(goal_xy: Float[np.ndarray, "n 2"]) -> Float[np.ndarray, "n 2"]:
 def training_arrays(dataset: ToyDataset, tokenizer, norm, *, max_token_len: int, action_dim: int) -> dict:
     """Flat numpy arrays ready to live on the device during training.
 
-    Images stay uint8 (converted to [−1, 1] inside the jitted step); state and actions are
+    Images stay uint8 (converted to [−1, 1] inside the jitted step); state and actions (checked
+    finite, a ``ValueError`` names the field otherwise) are
     normalised with ``norm`` (a :class:`pi0lite.toy.normalize.NormStats` pair) and zero-padded to
     ``action_dim``; prompts are tokenised; ``aux_target`` is the goal centre and ``aux_pos`` the
     index of the colour word in the prompt.
     """
-    from pi0lite.toy.normalize import pad_to_dim
+    from pi0lite.observation import pad_to_dim
     from pi0lite.toy.text import colour_positions, tokenize_batch
 
+    check_finite({"images": dataset.images, "state": dataset.state, "actions": dataset.actions}, "dataset")
     per_episode = dataset.scenes.instructions
     ids, mask = tokenize_batch(tokenizer, per_episode, max_token_len)
-    return {
+    arrays = {
         "images": dataset.images,
-        "state": pad_to_dim(norm["state"].normalize(dataset.state), action_dim),
-        "actions": pad_to_dim(norm["actions"].normalize(dataset.actions), action_dim),
+        "state": np.asarray(pad_to_dim(norm["state"].normalize(dataset.state), action_dim)),
+        "actions": np.asarray(pad_to_dim(norm["actions"].normalize(dataset.actions), action_dim)),
         "tokens": ids[dataset.episode],
         "token_mask": mask[dataset.episode],
         "aux_target": goal_target(dataset.goal_xy),
         "aux_pos": colour_positions(tokenizer, ids)[dataset.episode],
     }
+    check_arrays(arrays)
+    return arrays
+
+
+ARRAY_FIELDS = ("images", "state", "actions", "tokens", "token_mask", "aux_target", "aux_pos")
+
+
+def check_finite(fields: dict, where: str) -> None:
+    """uint8 images and finite floats, or a ``ValueError`` naming the field and the first bad sample."""
+    if fields["images"].dtype != np.uint8:
+        raise ValueError(f"{where}: images must be uint8, got {fields['images'].dtype} {fields['images'].shape}")
+    for name, x in fields.items():
+        x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            first = int(np.nonzero(~np.isfinite(x.reshape(len(x), -1)).all(-1))[0][0])
+            raise ValueError(f"{where}: {name} contains NaN or inf (first at sample {first}, shape {x.shape})")
+
+
+def check_arrays(arrays: dict) -> None:
+    """The training arrays of :func:`training_arrays`: every field present, one length, finite."""
+    if set(arrays) != set(ARRAY_FIELDS):
+        raise ValueError(f"training arrays must have the fields {ARRAY_FIELDS}, got {sorted(arrays)}")
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"training arrays must have one length, got {lengths}")
+    check_finite(arrays, "training arrays")
 
 
 def save_dataset(dataset: ToyDataset, path) -> None:

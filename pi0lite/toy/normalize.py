@@ -5,7 +5,10 @@
 
 Stats are per feature (the last axis) and computed over every other axis. Normalising happens
 *before* padding; when un-normalising data wider than the stats (padded dims), the extra dims are
-left untouched (z-score: as if mean 0, std 1). ``pad_to_dim`` zero-pads the last axis.
+left untouched (z-score: as if mean 0, std 1). Padding is :func:`pi0lite.observation.pad_to_dim`.
+
+Stats are checked when made or loaded: 1-D, one length, finite, and a positive spread (std for
+z-score, q99 − q01 for quantile); a zero spread would blow every value up by 1e6.
 
 Axis letters: d feature dim, p padded dim.
 """
@@ -35,6 +38,15 @@ class NormStats:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"NormStats.kind must be one of {KINDS}, got {self.kind!r}")
+        shapes = {k: np.shape(getattr(self, k)) for k in ("mean", "std", "q01", "q99")}
+        if len(set(shapes.values())) != 1 or len(shapes["mean"]) != 1:
+            raise ValueError(f"NormStats: mean, std, q01, q99 must be 1-D of one length, got shapes {shapes}")
+        for k in shapes:
+            if not np.all(np.isfinite(getattr(self, k))):
+                raise ValueError(f"NormStats.{k} contains NaN or inf: {getattr(self, k)}")
+        spread, name = (self.std, "std") if self.kind == "zscore" else (self.q99 - self.q01, "q99 - q01")
+        if not np.all(spread > 0):
+            raise ValueError(f"NormStats ({self.kind}): {name} must be > 0 in every dim, got {spread}")
 
     @property
     def dim(self) -> int:
@@ -66,9 +78,6 @@ class NormStats:
             head = (head + 1.0) / 2.0 * (self.q99 - self.q01 + EPS) + self.q01
         return np.concatenate([head, tail], -1).astype(np.float32)
 
-    def with_kind(self, kind: str) -> "NormStats":
-        return NormStats(mean=self.mean, std=self.std, q01=self.q01, q99=self.q99, kind=kind)
-
     def to_dict(self) -> dict:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(self).items()}
 
@@ -86,15 +95,6 @@ def compute_stats(x: Float[np.ndarray, "... d"], *, kind: str = "zscore") -> Nor
     return NormStats(mean=f32(flat.mean(0)), std=f32(flat.std(0)), q01=f32(q01), q99=f32(q99), kind=kind)
 
 
-def pad_to_dim(x: Float[np.ndarray, "... d"], dim: int) -> Float[np.ndarray, "... p"]:
-    """Zero-pad the last axis up to ``dim`` (openpi ``pad_to_dim``); wider input is an error."""
-    x = np.asarray(x)
-    if x.shape[-1] > dim:
-        raise ValueError(f"pad_to_dim: last axis of x ({x.shape}) is larger than dim={dim}")
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, dim - x.shape[-1])]
-    return np.pad(x, pad)
-
-
 def save_stats(stats: dict[str, NormStats], path) -> None:
     """Write ``{"state": NormStats, "actions": NormStats}`` as JSON (openpi keeps it beside the params)."""
     with open(path, "w") as f:
@@ -102,5 +102,10 @@ def save_stats(stats: dict[str, NormStats], path) -> None:
 
 
 def load_stats(path) -> dict[str, NormStats]:
-    with open(path) as f:
-        return {k: NormStats.from_dict(v) for k, v in json.load(f).items()}
+    """Read :func:`save_stats`'s file; any problem is a ``ValueError`` naming the file."""
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+        return {k: NormStats.from_dict(v) for k, v in raw.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: bad normalisation stats: {e}") from e

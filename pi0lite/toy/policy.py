@@ -7,8 +7,13 @@ cache; mse: one pass), un-normalise and drop the padded action dims.
 
 A checkpoint directory holds ``config.json`` (model config + policy meta), ``params.npz``
 (parameters under their '/'-joined openpi paths, e.g. ``PaliGemma/llm/...``, ``action_out_proj/kernel``),
-``norm_stats.json`` and ``tokenizer.json``. :func:`load_shipped` loads the small checkpoint shipped in
-``pi0lite/assets/toy_policy`` (trained by ``make demo``).
+``norm_stats.json`` and ``tokenizer.json``. ``params.npz`` also keeps a record (key
+``policy/record``) of what the parameters were trained with: the model config, the mode and a
+hash of the tokenizer's vocabulary. :meth:`Policy.load` checks every file against it (and for
+NaN, zero spreads and wrong widths) and names the file at fault. :meth:`Policy.save` writes the
+directory atomically (:func:`pi0lite.toy.files.atomic_directory`): a kill leaves the old policy
+or the new one, never a mix. :func:`load_shipped` loads the small checkpoints shipped in
+``pi0lite/assets/`` (trained by ``make demo``).
 
 Axis letters: b batch, s image side, h action horizon, d action dim, k real action dims.
 """
@@ -16,8 +21,10 @@ Axis letters: b batch, s image side, h action horizon, d action dim, k real acti
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pathlib
+import zipfile
 from typing import Sequence
 
 import jax
@@ -26,16 +33,22 @@ from flax import nnx
 from jaxtyping import Array, Float, UInt8
 
 from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
-from pi0lite.openpi import load_npz, load_params, save_npz
-from pi0lite.toy.normalize import NormStats, load_stats, pad_to_dim, save_stats
+from pi0lite.observation import pad_to_dim
+from pi0lite.openpi import flatten_params, load_npz, load_params
 from pi0lite.pi0 import Observation, Pi0
+from pi0lite.toy import files
+from pi0lite.toy.mse import mse_actions
+from pi0lite.toy.normalize import NormStats, load_stats, save_stats
 from pi0lite.toy.text import WordTokenizer, tokenize_batch
 
-ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"  # pi0lite/assets
+ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = ASSETS / "toy_policy"
 #: Shipped checkpoints: the flow policy, the MSE baseline and the no-aux ablation (all from ``make demo``).
 VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux"}
 ACTION_DIMS = 2  # the toy task's real action dims (velocity x, y)
+STATE_DIMS = 4  # the toy task's state (x, y, vx, vy)
+MODES = ("flow", "mse")
+RECORD_KEY = "policy/record"  # in params.npz: what the parameters were trained with (JSON)
 
 
 def config_from_dict(d: dict) -> Pi0Config:
@@ -45,13 +58,34 @@ def config_from_dict(d: dict) -> Pi0Config:
     return Pi0Config(**d)
 
 
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of the vocabulary (token → id): equal exactly when two tokenizers map words alike."""
+    vocab = tokenizer.tok.get_vocab()
+    return hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()
+
+
+def check_norm_widths(norm: dict[str, NormStats], action_dim: int, where: str = "norm") -> None:
+    """The stats must cover exactly the toy state (4) and the real action dims (2)."""
+    want = {"state": STATE_DIMS, "actions": ACTION_DIMS}
+    if set(norm) != set(want):
+        raise ValueError(f"{where}: needs stats for {sorted(want)}, got {sorted(norm)}")
+    for name, dim in want.items():
+        if norm[name].dim != dim or dim > action_dim:
+            raise ValueError(f"{where}: {name!r} stats have width {norm[name].dim}, the toy {name} has {dim} "
+                             f"(model action_dim={action_dim})")
+
+
 class Policy:
     """Model + stats + tokenizer; ``mode`` is ``"flow"`` (pi0) or ``"mse"`` (baseline)."""
 
     def __init__(self, model: Pi0, norm: dict[str, NormStats], tokenizer, *, mode: str = "flow",
                  num_steps: int = 10, meta: dict | None = None):
-        if mode not in ("flow", "mse"):
-            raise ValueError(f"mode must be 'flow' or 'mse', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_norm_widths(norm, model.config.action_dim)
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model's vocab_size is "
+                             f"{model.config.vocab_size}")
         self.model, self.norm, self.tokenizer, self.mode = model, norm, tokenizer, mode
         self.num_steps, self.meta = num_steps, dict(meta or {})
         self.config: Pi0Config = model.config
@@ -62,8 +96,6 @@ class Policy:
     def _actions(self, model: Pi0, obs: Observation, key) -> Float[Array, "b h d"]:
         if self.mode == "flow":
             return model.sample_actions(key, obs, num_steps=self.num_steps)
-        from pi0lite.toy.train import mse_actions
-
         return mse_actions(model, obs)
 
     def observation(self, images: UInt8[np.ndarray, "b s s 3"], state: Float[np.ndarray, "b 4"],
@@ -73,8 +105,15 @@ class Policy:
         if len(instructions) != len(state) or len(images) != len(state):
             raise ValueError(f"images {images.shape}, state {state.shape} and {len(instructions)} instructions "
                              "must have the same batch size")
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (as the toy env renders them), got {images.dtype} {images.shape}")
+        if state.ndim != 2 or state.shape[1] != STATE_DIMS:
+            raise ValueError(f"state must be [batch, {STATE_DIMS}], got shape {state.shape}")
+        if not np.all(np.isfinite(state)):
+            rows = np.nonzero(~np.isfinite(state).all(-1))[0]
+            raise ValueError(f"state contains NaN or inf in rows {rows[:10].tolist()} (shape {state.shape})")
         ids, mask = tokenize_batch(self.tokenizer, list(instructions), self.config.max_token_len)
-        state = pad_to_dim(self.norm["state"].normalize(state), self.config.action_dim)
+        state = np.asarray(pad_to_dim(self.norm["state"].normalize(state), self.config.action_dim))
         return Observation.from_numpy({self.config.image_keys[0]: images}, state, ids, mask)
 
     def infer(self, images, state, instructions, key: jax.Array) -> Float[np.ndarray, "b h k"]:
@@ -84,27 +123,75 @@ class Policy:
 
     # --- checkpoint directory --------------------------------------------------------------
 
+    def record(self) -> dict:
+        """What the parameters were trained with; stored in ``params.npz`` and checked on load."""
+        return {"model": dataclasses.asdict(self.config), "mode": self.mode,
+                "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer)}
+
     def save(self, directory) -> None:
-        d = pathlib.Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        """Write the checkpoint directory atomically (temp sibling, fsync, rename)."""
         meta = {**self.meta, "mode": self.mode, "num_steps": self.num_steps}
-        (d / "config.json").write_text(json.dumps({"model": dataclasses.asdict(self.config), "policy": meta}, indent=1))
-        save_npz(self.model, d / "params.npz")
-        save_stats(self.norm, d / "norm_stats.json")
-        self.tokenizer.save(d / "tokenizer.json")
+        with files.atomic_directory(directory) as tmp:
+            config = {"model": dataclasses.asdict(self.config), "policy": meta}
+            (tmp / "config.json").write_text(json.dumps(config, indent=1))
+            files.stage("config.json")
+            params = flatten_params(self.model)
+            np.savez(tmp / "params.npz", **params, **{RECORD_KEY: np.array(json.dumps(self.record()))})
+            files.stage("params.npz")
+            save_stats(self.norm, tmp / "norm_stats.json")
+            files.stage("norm_stats.json")
+            self.tokenizer.save(tmp / "tokenizer.json")
+            files.stage("tokenizer.json")
 
     @classmethod
     def load(cls, directory) -> "Policy":
+        """Load and check a checkpoint directory; every problem is a ``ValueError`` naming the file."""
         d = pathlib.Path(directory)
+        files.recover(d)
         if not (d / "params.npz").exists():
             raise ValueError(f"no policy checkpoint in {d} (params.npz missing)")
-        cfg = json.loads((d / "config.json").read_text())
-        model = Pi0(config_from_dict(cfg["model"]), rngs=nnx.Rngs(0))
-        load_params(model, load_npz(d / "params.npz"))
-        meta = dict(cfg["policy"])
-        mode, num_steps = meta.pop("mode"), meta.pop("num_steps")
-        return cls(model, load_stats(d / "norm_stats.json"), WordTokenizer.load(d / "tokenizer.json"),
-                   mode=mode, num_steps=num_steps, meta=meta)
+        paths = {name: d / name for name in ("config.json", "params.npz", "norm_stats.json", "tokenizer.json")}
+        for name, path in paths.items():
+            if not path.is_file():
+                raise ValueError(f"{path}: missing (a policy directory needs {sorted(paths)})")
+        try:
+            cfg = json.loads(paths["config.json"].read_text())
+            model_config = config_from_dict(cfg["model"])
+            meta = dict(cfg["policy"])
+            mode, num_steps = meta.pop("mode"), meta.pop("num_steps")
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{paths['config.json']}: unreadable policy config: {e!r}") from e
+        try:
+            flat = load_npz(paths["params.npz"])
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise ValueError(f"{paths['params.npz']}: unreadable: {e}") from e
+        if RECORD_KEY not in flat:
+            raise ValueError(f"{paths['params.npz']}: no '{RECORD_KEY}' (written by an older pi0lite); "
+                             "re-save it with Policy.save")
+        record = json.loads(str(flat.pop(RECORD_KEY)))
+        wrong = files.describe_differences(record["model"], cfg["model"]) + files.describe_differences(
+            {"mode": record["mode"]}, {"mode": mode})
+        if wrong:
+            raise ValueError(f"{paths['config.json']} disagrees with the parameters in params.npz "
+                             f"(params.npz vs config.json): {'; '.join(wrong)}")
+        bad = [k for k, v in flat.items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise ValueError(f"{paths['params.npz']}: NaN or inf in {len(bad)} parameters: {', '.join(bad[:5])}")
+        model = Pi0(model_config, rngs=nnx.Rngs(0))
+        try:
+            load_params(model, flat)
+        except ValueError as e:
+            raise ValueError(f"{paths['params.npz']}: {e}") from e
+        norm = load_stats(paths["norm_stats.json"])
+        check_norm_widths(norm, model_config.action_dim, where=str(paths["norm_stats.json"]))
+        try:
+            tokenizer = WordTokenizer.load(paths["tokenizer.json"])
+        except Exception as e:  # the tokenizers library raises its own exception type
+            raise ValueError(f"{paths['tokenizer.json']}: unreadable tokenizer: {e}") from e
+        if tokenizer_fingerprint(tokenizer) != record["tokenizer_sha256"]:
+            raise ValueError(f"{paths['tokenizer.json']}: not the tokenizer the policy was trained with "
+                             "(its vocabulary differs from the one recorded in params.npz)")
+        return cls(model, norm, tokenizer, mode=mode, num_steps=num_steps, meta=meta)
 
 
 def load_shipped(variant: str = "flow") -> Policy:
