@@ -2,25 +2,30 @@
 
 * Optimiser: optax AdamW with linear warm-up and cosine decay over the run's length (so the run
   anneals at its last step), global-norm gradient clipping.
+* Randomness: one key ``key(seed)`` is split into an **init** stream (parameters) and a **data**
+  stream; the batch and the loss noise of step ``i`` come from ``fold_in(data_key, i)``, so a
+  resumed run sees exactly the batches of an uninterrupted one.
 * One jitted train step. The dataset arrays are passed as **arguments** (a closed-over array would
-  be baked into the compiled program as a constant: slow compiles, huge programs); the batch is
-  drawn inside the step from ``fold_in(key(seed), step)``, so a resumed run sees exactly the
-  batches of an uninterrupted one.
-* ``mode="flow"``: pi0's loss (``Pi0.forward`` on ``x_t``, target ``noise − actions``).
-  ``mode="mse"``: the same network with the noise input fixed to 0 and the time to 1 (the noise
-  end), whose output is regressed directly onto the action chunk.
+  be baked into the compiled program as a constant: slow compiles, huge programs).
+* ``mode="flow"``: pi0's own :meth:`pi0lite.pi0.Pi0.compute_loss`. ``mode="mse"``: the baseline of
+  :mod:`pi0lite.toy.mse` (noise input 0, time 1, output regressed onto the action chunk).
 * ``aux_weight > 0`` adds the grounding loss of :class:`pi0lite.toy.grounding.AuxHead` (a stand-in for VLM
   pretraining; see that module). ``aux_weight=0`` is the documented ablation.
+* Checkpoints (``ckpt_dir/train_state.npz``, written atomically): parameters and optimiser state
+  under their path names, the step, the loss history up to exactly that step, and the training
+  config (train + model config, dataset shapes). Resuming with anything different is refused with
+  the differing fields named. ``ckpt_dir`` is locked for the run (:class:`pi0lite.toy.files.RunLock`),
+  which also checks that it is writable before any step runs.
 
-Axis letters: n dataset samples, b batch, h action horizon, d action dim, p prefix tokens.
+Axis letters: n dataset samples, b batch, h action horizon, d action dim, p prefix tokens, w prefix width.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import json
-import os
 import pathlib
 import time as _time
 from dataclasses import dataclass
@@ -33,10 +38,12 @@ from flax import nnx
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
-from pi0lite import flow
-from pi0lite.toy.grounding import AuxHead, aux_loss
 from pi0lite.config import Pi0Config
 from pi0lite.pi0 import Observation, Pi0
+from pi0lite.toy.data import check_arrays
+from pi0lite.toy.files import RunLock, atomic_write_bytes, describe_differences
+from pi0lite.toy.grounding import AuxHead, aux_loss
+from pi0lite.toy.mse import mse_forward
 
 MODES = ("flow", "mse")
 
@@ -81,6 +88,12 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     )
 
 
+def training_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """``(init_key, data_key)``: two independent streams from one seed."""
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    return init_key, data_key
+
+
 def batch_observation(batch: dict, image_key: str) -> Observation:
     """uint8 images → [−1, 1]; everything else is already normalised and padded."""
     images = batch["images"].astype(jnp.float32) / 255.0 * 2.0 - 1.0
@@ -91,11 +104,18 @@ def batch_observation(batch: dict, image_key: str) -> Observation:
     )
 
 
-def mse_actions(model: Pi0, obs: Observation) -> Float[Array, "b h d"]:
-    """The MSE baseline's prediction: the network at x_t = 0, t = 1, read as the chunk itself."""
-    b, cfg = obs.batch_size, model.config
-    zeros = jnp.zeros((b, cfg.action_horizon, cfg.action_dim), jnp.float32)
-    return model.forward(obs, zeros, jnp.ones((b,), jnp.float32))[0]
+def flow_loss(model: Pi0, key: jax.Array, obs: Observation, actions: Float[Array, "b h d"]
+              ) -> tuple[Float[Array, ""], Float[Array, "b p w"]]:
+    """``Pi0.compute_loss`` averaged over the batch, and the prefix output of that same pass.
+
+    ``compute_loss`` returns only the loss; the grounding head also needs the prefix output.
+    ``nnx.capture(..., method_outputs=nnx.Intermediate)`` records what ``Pi0.forward`` returned
+    inside ``compute_loss``, so no second pass is needed.
+    """
+    capture = nnx.capture(model.compute_loss, nnx.Intermediate, method_outputs=nnx.Intermediate)
+    per_step, inter = capture(key, obs, actions)
+    ((_, prefix_out),) = inter["forward"].get_value()  # one call of forward
+    return jnp.mean(per_step), prefix_out
 
 
 def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux_weight: float):
@@ -104,14 +124,9 @@ def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux
     obs = batch_observation(batch, model.config.image_keys[0])
     actions = batch["actions"]  # [b, h, d], normalised and padded
     if mode == "flow":
-        noise_key, time_key = jax.random.split(key)
-        noise = jax.random.normal(noise_key, actions.shape)
-        time = flow.sample_time(time_key, actions.shape[0])
-        v_t, prefix_out = model.forward(obs, flow.interpolate(noise, actions, time), time)
-        main = jnp.mean(jnp.square(v_t - flow.target_velocity(noise, actions)))
+        main, prefix_out = flow_loss(model, key, obs, actions)
     else:
-        zeros = jnp.zeros_like(actions)
-        pred, prefix_out = model.forward(obs, zeros, jnp.ones((actions.shape[0],), jnp.float32))
+        pred, prefix_out = mse_forward(model, obs)
         main = jnp.mean(jnp.square(pred - actions))
     token = model.config.num_image_tokens + batch["aux_pos"]  # the colour word's prefix index
     aux = aux_loss(trainable.aux(prefix_out, token), batch["aux_target"])
@@ -120,7 +135,7 @@ def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux
 
 @functools.lru_cache(maxsize=8)  # same graph + config → the same jitted function (no re-trace)
 def make_train_step(graphdef, cfg: TrainConfig):
-    """``step(state, data, key, i) -> (state, metrics)``, jitted; ``data`` is a dict of arrays [n, ...]."""
+    """``step(state, data, data_key, i) -> (state, metrics)``, jitted; ``data`` is a dict of arrays [n, ...]."""
 
     def step(state, data, key, i):
         trainable, opt = nnx.merge(graphdef, state)
@@ -148,68 +163,111 @@ def train(
     model_config: Pi0Config, cfg: TrainConfig, arrays: dict, *, ckpt_dir=None, ckpt_every: int = 500,
     stop_after: int | None = None, progress: bool = True, position: int = 0, desc: str | None = None,
 ) -> TrainResult:
-    """Train from scratch, or resume from ``ckpt_dir`` if it holds a checkpoint.
+    """Train from scratch, or resume from ``ckpt_dir`` if it holds a checkpoint of the same config.
 
     ``stop_after`` ends the call early at that step (with a checkpoint), as an interruption would;
-    calling again with the same arguments resumes and gives the uninterrupted result.
+    calling again with the same arguments resumes and gives the uninterrupted result. With
+    ``ckpt_dir``, the directory is locked for the call: a second run into it fails at once.
     """
-    trainable = Trainable(model_config, rngs=nnx.Rngs(cfg.seed))
+    check_arrays(arrays)
+    if ckpt_dir is None:
+        return _train(model_config, cfg, arrays, None, ckpt_every, stop_after, progress, position, desc)
+    with RunLock(ckpt_dir):
+        return _train(model_config, cfg, arrays, pathlib.Path(ckpt_dir), ckpt_every, stop_after, progress,
+                      position, desc)
+
+
+def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress, position, desc) -> TrainResult:
+    init_key, data_key = training_keys(cfg.seed)
+    trainable = Trainable(model_config, rngs=nnx.Rngs(init_key))
     opt = nnx.Optimizer(trainable, make_optimizer(cfg), wrt=nnx.Param)
+    record = run_record(model_config, cfg, arrays)
     start, history = 0, np.zeros((0, 2), np.float32)
-    if ckpt_dir is not None and (pathlib.Path(ckpt_dir) / "train_state.npz").exists():
-        start, history = restore_checkpoint(ckpt_dir, trainable, opt)
+    if ckpt_dir is not None and (ckpt_dir / CKPT_NAME).exists():
+        start, history = restore_checkpoint(ckpt_dir, trainable, opt, record)
     graphdef, state = nnx.split((trainable, opt))
     data = {k: jnp.asarray(v) for k, v in arrays.items()}
     step_fn = make_train_step(graphdef, cfg)
-    key = jax.random.key(cfg.seed)
     end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
     t0, rows, pending = _time.perf_counter(), [history], []
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=desc or cfg.mode, position=position,
                disable=not progress, leave=True, dynamic_ncols=True)
     for i in bar:
-        state, metrics = step_fn(state, data, key, jnp.int32(i))
+        state, metrics = step_fn(state, data, data_key, jnp.int32(i))
         pending.append(metrics)
-        last = i + 1 == end
-        if len(pending) == 25 or last:  # sync with the device only now and then
+        done = i + 1
+        save = ckpt_dir is not None and (done % ckpt_every == 0 or done == end)
+        if len(pending) == 25 or done == end or save:  # sync with the device only now and then
             rows.append(np.array([[m["loss"], m["aux"]] for m in jax.device_get(pending)], np.float32))
             pending = []
             bar.set_postfix(loss=f"{rows[-1][-1, 0]:.3f}", aux=f"{rows[-1][-1, 1]:.3f}")
-        if ckpt_dir is not None and ((i + 1) % ckpt_every == 0 or last):
+        if save:  # the history is flushed: the checkpoint holds exactly the rows up to its step
             nnx.update((trainable, opt), state)
-            save_checkpoint(ckpt_dir, trainable, opt, i + 1, np.concatenate(rows))
+            save_checkpoint(ckpt_dir, trainable, opt, done, np.concatenate(rows), record)
             graphdef, state = nnx.split((trainable, opt))
     bar.close()
     nnx.update((trainable, opt), state)
     return TrainResult(trainable, np.concatenate(rows), _time.perf_counter() - t0)
 
 
-def save_checkpoint(ckpt_dir, trainable: Trainable, opt: nnx.Optimizer, step: int, history: np.ndarray) -> None:
-    """Parameters + optimiser state + step + loss history, written atomically."""
-    ckpt_dir = pathlib.Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    leaves = jax.tree.leaves(nnx.state((trainable, opt)))
-    tmp = ckpt_dir / "train_state.tmp.npz"
-    np.savez(tmp, *[np.asarray(x) for x in leaves], history=history, step=np.int64(step))
-    os.replace(tmp, ckpt_dir / "train_state.npz")
+CKPT_NAME = "train_state.npz"
 
 
-def restore_checkpoint(ckpt_dir, trainable: Trainable, opt: nnx.Optimizer) -> tuple[int, np.ndarray]:
-    """Load a :func:`save_checkpoint` file into freshly built ``trainable`` / ``opt``."""
+def run_record(model_config: Pi0Config, cfg: TrainConfig, arrays: dict) -> dict:
+    """Everything that decides a run's result: train config, model config, dataset shapes."""
+    return {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_config),
+            "data": {k: list(np.shape(v)) for k, v in sorted(arrays.items())}}
+
+
+def _named_state(trainable: Trainable, opt: nnx.Optimizer):
+    """``({path: leaf}, treedef)`` of parameters + optimiser state, paths like ``0/pi0/action_in_proj/kernel``."""
+    pure = nnx.to_pure_dict(nnx.state((trainable, opt)))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(pure)
+    return {jax.tree_util.keystr(p, simple=True, separator="/"): v for p, v in leaves}, treedef
+
+
+def save_checkpoint(ckpt_dir, trainable: Trainable, opt: nnx.Optimizer, step: int, history: np.ndarray,
+                    record: dict) -> None:
+    """Named parameters + optimiser state, step, loss history and run record, written atomically."""
+    if history.shape[0] != step:
+        raise ValueError(f"history has {history.shape[0]} rows, the checkpoint is at step {step}")
+    named, _ = _named_state(trainable, opt)
+    buf = io.BytesIO()
+    np.savez(buf, **{f"state/{k}": np.asarray(v) for k, v in named.items()}, **{
+        "meta/history": history, "meta/step": np.int64(step), "meta/record": np.array(json.dumps(record))})
+    atomic_write_bytes(pathlib.Path(ckpt_dir) / CKPT_NAME, buf.getvalue())
+
+
+def restore_checkpoint(ckpt_dir, trainable: Trainable, opt: nnx.Optimizer, record: dict) -> tuple[int, np.ndarray]:
+    """Load a :func:`save_checkpoint` file into freshly built ``trainable`` / ``opt``.
+
+    Refuses (``ValueError`` naming the fields) a checkpoint made with another ``record``.
+    """
+    path = pathlib.Path(ckpt_dir) / CKPT_NAME
+    with np.load(path) as z:
+        if "meta/record" not in z.files:
+            raise ValueError(f"{path}: written by an older pi0lite (no run record); delete it to start afresh")
+        saved_record = json.loads(str(z["meta/record"]))
+        step, history = int(z["meta/step"]), z["meta/history"]
+        wrong = describe_differences(saved_record, json.loads(json.dumps(record)))
+        if wrong:
+            note = ""
+            if step > record["train"]["steps"]:
+                note = f" The checkpoint is already at step {step}, past the requested {record['train']['steps']} steps."
+            raise ValueError(f"{path} was made with a different training config (checkpoint vs requested): "
+                             f"{'; '.join(wrong)}.{note} Use another directory, or delete it to start afresh.")
+        saved = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
+    if history.shape[0] != step:
+        raise ValueError(f"{path}: history has {history.shape[0]} rows, the checkpoint is at step {step}")
+    named, treedef = _named_state(trainable, opt)
+    missing, unknown = sorted(set(named) - set(saved)), sorted(set(saved) - set(named))
+    shapes = [f"{k}: {saved[k].shape} vs {np.shape(v)}" for k, v in named.items()
+              if k in saved and saved[k].shape != np.shape(v)]
+    if missing or unknown or shapes:
+        raise ValueError(f"{path} does not match the model: missing {missing[:5]}, unknown {unknown[:5]}, "
+                         f"mis-shaped {shapes[:5]}")
+    pure = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(saved[k], np.asarray(v).dtype) for k, v in named.items()])
     state = nnx.state((trainable, opt))
-    leaves, treedef = jax.tree.flatten(state)
-    with np.load(pathlib.Path(ckpt_dir) / "train_state.npz") as z:
-        saved = [z[f"arr_{i}"] for i in range(len(leaves))]
-        step, history = int(z["step"]), z["history"]
-    for i, (a, b) in enumerate(zip(saved, leaves)):
-        if a.shape != np.shape(b):
-            raise ValueError(f"checkpoint leaf {i} has shape {a.shape}, the model expects {np.shape(b)}")
-    nnx.update((trainable, opt), jax.tree.unflatten(treedef, [jnp.asarray(a) for a in saved]))
+    nnx.replace_by_pure_dict(state, pure)
+    nnx.update((trainable, opt), state)
     return step, history
-
-
-def config_to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def save_json(obj, path) -> None:
-    pathlib.Path(path).write_text(json.dumps(obj, indent=1))
