@@ -6,13 +6,20 @@
 2. Trains the flow policy and the MSE baseline **concurrently, one process per core** (pinned with
    ``os.sched_setaffinity``; about 1.35× the throughput of running them one after the other).
    Training checkpoints every 500 steps: re-running resumes an interrupted demo.
-3. Evaluates both on 200 episodes plus 100 aligned scenes, prints a table and writes
-   ``results.json``, ``loss_curves.png``, ``rollouts_coin_flip.png``, ``rollouts_overview.png``,
-   ``attn_mask.png`` (and ``rollouts.gif`` with ``--gif``) to ``--out``.
+3. Evaluates both on 1,000 episodes plus 300 aligned scenes, prints a table and writes
+   ``results.json`` (every rate with its 95 % Wilson interval) first, then ``loss_curves.png``,
+   ``rollouts_coin_flip.png``, ``rollouts_overview.png``, ``attn_mask.png`` (and ``rollouts.gif``
+   with ``--gif``) to ``--out``.
+
+The run directory is locked while the demo runs (a second demo into it stops at once) and records
+its settings in ``run.json``: re-running with the same settings resumes, with different ones is
+refused unless ``--overwrite`` (which deletes the previous run's checkpoints first).
 
 ``--ablation`` also trains the flow policy without the grounding loss (reported under
-``ablation_no_aux``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``
-(the shipped checkpoints were made with ``--seed 0 --ablation --ship``, 5,000 steps each).
+``ablation_no_aux``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``,
+each directory replaced atomically (the shipped checkpoints were made with
+``--seed 0 --ablation --ship``, 5,000 steps each). Exact reproduction of the shipped numbers needs
+the one-core-per-job pinning below (training differs in the last bits between one and two cores).
 """
 
 from __future__ import annotations
@@ -27,13 +34,29 @@ import sys
 import time
 
 
+JOB_NAMES = ("pi0", "mse", "pi0_noaux")
+#: Settings that decide the trained policies (``run.json``); evaluation settings may change freely.
+RUN_FIELDS = ("steps", "seed", "image_size", "episodes", "batch_size", "no_aux")
+
+
 def _pin(core: int):
     return lambda: os.sched_setaffinity(0, {core})
 
 
+def usable_cores() -> list[int]:
+    """The cores this process may run on (``os.cpu_count`` where affinity is unknown, e.g. macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
 def launch(args, out: pathlib.Path, jobs: list[tuple[str, str, float]]) -> None:
-    """Run the training jobs pinned one per core, in waves of ``#cores`` (one by one with 1 core)."""
-    cores = sorted(os.sched_getaffinity(0))
+    """Run the training jobs pinned one per core, in waves of ``#cores`` (one by one with 1 core).
+
+    Without ``os.sched_setaffinity`` (macOS) the jobs still run in parallel, unpinned.
+    """
+    cores = usable_cores()
+    can_pin = hasattr(os, "sched_setaffinity")
     parallel = len(cores) >= 2 and not args.sequential
     wave = len(cores) if parallel else 1
     for start in range(0, len(jobs), wave):
@@ -45,9 +68,9 @@ def launch(args, out: pathlib.Path, jobs: list[tuple[str, str, float]]) -> None:
                    "--aux-weight", str(aux), "--image-size", str(args.image_size), "--position", str(i)]
             env = dict(os.environ)
             if pinned:  # one core each: keep XLA from spawning a second compute thread on it
-                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                                    " intra_op_parallelism_threads=1").strip()
-            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i]) if pinned else None)))
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+            pin = _pin(cores[i]) if pinned and can_pin else None
+            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=pin)))
         for name, proc in procs:
             if proc.wait():
                 raise SystemExit(f"training {name} failed (exit {proc.returncode})")
@@ -67,7 +90,8 @@ def build_data(args, out: pathlib.Path) -> None:
     print(f"data: {args.episodes} episodes, {len(ds)} chunks, {ds.coin_flip.mean():.0%} coin-flip episodes")
 
 
-def evaluate_all(args, out: pathlib.Path, names: list[str]) -> dict:
+def evaluate_all(args, out: pathlib.Path, names: list[str]) -> tuple[dict, dict, dict]:
+    """``(metrics, rollouts, loss histories)`` per job name; ``rollouts[name] = (policy, canonical, aligned)``."""
     import numpy as np
 
     from pi0lite.toy.evaluate import evaluate, policy_fn
@@ -84,10 +108,8 @@ def evaluate_all(args, out: pathlib.Path, names: list[str]) -> dict:
         metrics["train_steps"] = policy.meta.get("train_steps")
         results[name], rollouts[name] = metrics, (policy, main, tied)
         print(f"evaluated {name} in {metrics['eval_seconds']:.0f} s", flush=True)
-    t0 = time.perf_counter()
-    draw(args, out, {n: np.load(out / n / "history.npy") for n in names}, rollouts)
-    print(f"figures in {time.perf_counter() - t0:.0f} s", flush=True)
-    return results
+    histories = {n: np.load(out / n / "history.npy") for n in names}
+    return results, rollouts, histories
 
 
 def draw(args, out: pathlib.Path, histories: dict, rollouts: dict) -> None:
@@ -111,34 +133,43 @@ def draw(args, out: pathlib.Path, histories: dict, rollouts: dict) -> None:
     fig.savefig(out / "loss_curves.png", dpi=120)
     plt.close(fig)
 
-    # 20 rollouts (different noise) from each of three aligned scenes: flow picks a side, MSE averages
+    # 20 rollouts (different noise) from each of up to three aligned scenes: flow picks a side, MSE averages
     names = list(rollouts)
     _, _, tied = rollouts[names[0]]
-    fig, axes = plt.subplots(len(names), 3, figsize=(9, 3.1 * len(names)), squeeze=False)
-    scenes = tied.scenes[np.repeat(np.arange(3), 20)]  # one batch: one compile per policy
-    for row, name in enumerate(names):
-        r = rollout(policy_fn(rollouts[name][0]), scenes, jax.random.key(100), image_size=args.image_size)
-        for col in range(3):
-            sl = slice(20 * col, 20 * col + 20)
-            ok = (r.outcome[sl] == 1).mean()
-            plot_rollouts(scenes[sl], r.paths[sl], r.outcome[sl], ax=axes[row, col], title=f"{name}: {ok:.0%} success")
-        if args.gif and row == 0:
-            gif_fig, gif_ax = plt.subplots(figsize=(4, 4))
-            anim = animate_rollouts(scenes[:20], r.paths[:20], r.outcome[:20], ax=gif_ax)
-            anim.save(out / "rollouts.gif", writer="pillow", fps=12)
-            plt.close(gif_fig)
-    fig.suptitle("20 rollouts from each of 3 aligned (exact-tie) scenes; green success, red crash")
-    fig.tight_layout()
-    fig.savefig(out / "rollouts_coin_flip.png", dpi=120)
-    plt.close(fig)
+    k = min(3, len(tied.scenes))  # --aligned may be 0, 1 or 2
+    if k == 0:
+        print("no aligned scenes (--aligned 0): rollouts_coin_flip.png not drawn", flush=True)
+    else:
+        fig, axes = plt.subplots(len(names), k, figsize=(3 * k, 3.1 * len(names)), squeeze=False)
+        scenes = tied.scenes[np.repeat(np.arange(k), 20)]  # one batch: one compile per policy
+        for row, name in enumerate(names):
+            r = rollout(policy_fn(rollouts[name][0]), scenes, jax.random.key(100), image_size=args.image_size)
+            for col in range(k):
+                sl = slice(20 * col, 20 * col + 20)
+                ok = (r.outcome[sl] == 1).mean()
+                plot_rollouts(scenes[sl], r.paths[sl], r.outcome[sl], ax=axes[row, col], title=f"{name}: {ok:.0%} success")
+            if args.gif and row == 0:
+                gif_fig, gif_ax = plt.subplots(figsize=(4, 4))
+                anim = animate_rollouts(scenes[:20], r.paths[:20], r.outcome[:20], ax=gif_ax)
+                anim.save(out / "rollouts.gif", writer="pillow", fps=12)
+                plt.close(gif_fig)
+        fig.suptitle(f"20 rollouts from each of {k} aligned (exact-tie) scenes; green success, red crash")
+        fig.tight_layout()
+        fig.savefig(out / "rollouts_coin_flip.png", dpi=120)
+        plt.close(fig)
 
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4), squeeze=False)
     for col, name in enumerate(names):
         _, main, _ = rollouts[name]
         coin = main.coin_flip
-        first = int(np.argmax(coin))  # draw the arena of the first coin-flip episode
+        if not coin.any():  # too few episodes for a natural coin flip: draw them all
+            coin = np.ones_like(coin)
+            title = f"{name}: all {coin.sum()} episodes (no coin-flip episode)"
+        else:
+            title = f"{name}: all {coin.sum()} natural coin-flip episodes (one arena drawn)"
+        first = int(np.argmax(coin))  # draw the arena of the first drawn episode
         plot_rollouts(main.scenes, main.paths[coin], main.outcome[coin], index=first, ax=axes[0, col], alpha=0.4,
-                      title=f"{name}: all {coin.sum()} natural coin-flip episodes (one arena drawn)")
+                      title=title)
     fig.tight_layout()
     fig.savefig(out / "rollouts_overview.png", dpi=120)
     plt.close(fig)
@@ -156,24 +187,64 @@ def draw(args, out: pathlib.Path, histories: dict, rollouts: dict) -> None:
 
 
 def print_table(results: dict) -> None:
-    cols = ["success", "coin_flip_success", "aligned_success", "crash", "wrong", "timeout", "train_seconds"]
-    print("\n" + f"{'policy':>8} " + " ".join(f"{c:>17}" for c in cols))
+    cols = ["success", "coin_flip_success", "aligned_success", "crash", "wrong", "timeout"]
+    print("\n" + f"{'policy':>8} " + " ".join(f"{c:>22}" for c in cols) + f" {'train_seconds':>14}")
     for name, m in results.items():
-        cells = [f"{m[c]:17.1%}" if c != "train_seconds" else f"{m[c]:17.0f}" for c in cols]
-        print(f"{name:>8} " + " ".join(cells))
+        cells = []
+        for c in cols:
+            lo, hi = m.get(f"{c}_ci95", [float("nan")] * 2)
+            cells.append(f"{m.get(c, float('nan')):6.1%} [{lo:5.1%},{hi:6.1%}]" if c in m else f"{'-':>22}")
+        print(f"{name:>8} " + " ".join(f"{x:>22}" for x in cells) + f" {m['train_seconds']:14.0f}")
+    print("(95 % Wilson intervals in brackets)")
 
 
 def ship(out: pathlib.Path) -> None:
-    """Copy the trained policies (and the results) into ``pi0lite/assets`` for the notebooks."""
-    from pi0lite.toy.policy import ASSETS, VARIANTS
+    """Copy the trained policies (and the results) into ``pi0lite/assets`` for the notebooks.
+
+    Each policy directory is replaced atomically (a complete copy is made beside it, then renamed
+    into place): a kill or a failed copy leaves the previous assets intact.
+    """
+    from pi0lite.toy import files
+    from pi0lite.toy.policy import ASSETS, VARIANTS, Policy
 
     names = {"flow": "pi0", "mse": "mse", "noaux": "pi0_noaux"}
     for variant, name in names.items():
-        if (out / name / "policy" / "params.npz").exists():
-            shutil.rmtree(ASSETS / VARIANTS[variant], ignore_errors=True)
-            shutil.copytree(out / name / "policy", ASSETS / VARIANTS[variant])
+        src = out / name / "policy"
+        if (src / "params.npz").exists():
+            Policy.load(src)  # only a complete, valid policy is shipped
+            with files.atomic_directory(ASSETS / VARIANTS[variant]) as tmp:
+                for f in sorted(src.iterdir()):
+                    shutil.copy2(f, tmp / f.name)
+                    files.stage(f"copied {f.name}")
             print(f"shipped {name} to {ASSETS / VARIANTS[variant]}")
-    shutil.copy(out / "results.json", ASSETS / "toy_results.json")
+    files.atomic_write_bytes(ASSETS / "toy_results.json", (out / "results.json").read_bytes())
+
+
+def check_run(args, out: pathlib.Path) -> None:
+    """Resume a run with the same settings; refuse one with others unless ``--overwrite``."""
+    from pi0lite.toy import files
+
+    wanted = {k: getattr(args, k) for k in RUN_FIELDS}
+    record = out / "run.json"
+    if record.exists():
+        saved = json.loads(record.read_text())
+        wrong = files.describe_differences(saved, wanted)
+        reason = f"a run with different settings (saved vs requested: {'; '.join(wrong)})" if wrong else None
+    else:
+        old = [n for n in JOB_NAMES if (out / n).exists()]
+        reason = f"a run of unknown settings ({', '.join(old)}/ but no run.json)" if old else None
+    if reason and not args.overwrite:
+        raise SystemExit(f"{out} holds {reason}.\nRe-run with the same settings to resume it, choose another --out, "
+                         "or pass --overwrite to delete it and start afresh.")
+    if reason:
+        print(f"--overwrite: deleting the previous run in {out}", flush=True)
+        for n in JOB_NAMES:
+            shutil.rmtree(out / n, ignore_errors=True)
+        for f in ("results.json", "data.npz"):
+            (out / f).unlink(missing_ok=True)
+    elif record.exists():
+        print(f"resuming the run in {out}", flush=True)
+    files.atomic_write_text(record, json.dumps(wanted, indent=1))
 
 
 def main(argv=None) -> dict:
@@ -184,19 +255,32 @@ def main(argv=None) -> dict:
     p.add_argument("--image-size", type=int, default=32, choices=[32, 64])
     p.add_argument("--episodes", type=int, default=2500, help="expert episodes in the training data")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--eval-episodes", type=int, default=200)
-    p.add_argument("--aligned", type=int, default=100, help="aligned (exact-tie) evaluation scenes")
+    p.add_argument("--eval-episodes", type=int, default=1000)
+    p.add_argument("--aligned", type=int, default=300, help="aligned (exact-tie) evaluation scenes")
     p.add_argument("--no-aux", action="store_true", help="ablation: no grounding loss for either policy")
     p.add_argument("--ablation", action="store_true",
                    help="also train the flow policy without the grounding loss (after the main pair)")
     p.add_argument("--sequential", action="store_true", help="train one after the other on all cores")
     p.add_argument("--gif", action="store_true", help="also write rollouts.gif")
     p.add_argument("--ship", action="store_true", help="copy the trained policies into pi0lite/assets/")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run with other settings in --out")
     args = p.parse_args(argv)
+    from pi0lite.toy.files import DirectoryInUse, RunLock
 
-    t0 = time.perf_counter()
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = RunLock(out).acquire()
+    except (DirectoryInUse, OSError) as e:
+        raise SystemExit(str(e)) from None
+    try:
+        return run(args, out)
+    finally:
+        lock.release()
+
+
+def run(args, out: pathlib.Path) -> dict:
+    t0 = time.perf_counter()
+    check_run(args, out)
     build_data(args, out)
     aux = 0.0 if args.no_aux else 1.0
     jobs = [("pi0", "flow", aux), ("mse", "mse", aux)]
@@ -204,17 +288,22 @@ def main(argv=None) -> dict:
         jobs.append(("pi0_noaux", "flow", 0.0))
     print(f"training {len(jobs)} policies for {args.steps} steps each ...", flush=True)
     launch(args, out, jobs)
-    (out / "data.npz").unlink()  # ~450 MB; rebuilt in seconds from the seed
+    (out / "data.npz").unlink(missing_ok=True)  # ~450 MB; rebuilt in seconds from the seed
     print("evaluating ...", flush=True)
-    results = evaluate_all(args, out, [name for name, _, _ in jobs])
+    results, rollouts, histories = evaluate_all(args, out, [name for name, _, _ in jobs])
     ablation = {"pi0": results.pop("pi0_noaux")} if args.ablation else None
     total = time.perf_counter() - t0
     summary = {"policies": results, "total_seconds": round(total, 1), "steps": args.steps, "seed": args.seed,
                "episodes": args.episodes, "aux": not args.no_aux, "load_average": os.getloadavg()}
     if ablation:
         summary["ablation_no_aux"] = ablation
-    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    from pi0lite.toy.files import atomic_write_text
+
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))  # before the figures
     print_table({**results, **({"no-aux": ablation["pi0"]} if ablation else {})})
+    t1 = time.perf_counter()
+    draw(args, out, histories, rollouts)
+    print(f"figures in {time.perf_counter() - t1:.0f} s", flush=True)
     print(f"\ntotal {total / 60:.1f} min; figures and results.json in {out}/")
     if args.ship:
         ship(out)

@@ -2,17 +2,18 @@
 
 ``python -m pi0lite.toy.demo_worker --out DIR --mode flow|mse --steps N ...`` reads ``DIR/data.npz``,
 ``DIR/tokenizer.json`` and ``DIR/norm_stats.json`` written by :mod:`pi0lite.toy.demo`, trains with
-checkpoints in ``DIR/<name>/ckpt`` (so an interrupted demo resumes where it stopped) and writes the
-policy to ``DIR/<name>/policy`` and the loss history to ``DIR/<name>/history.npy``.
+checkpoints in ``DIR/<name>/ckpt`` (so an interrupted demo resumes where it stopped; a checkpoint of
+other settings is refused by :func:`pi0lite.toy.train.train`, never deleted) and writes the policy
+to ``DIR/<name>/policy`` and the loss history to ``DIR/<name>/history.npy``, each atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import pathlib
-import shutil
 
 
 def model_config(image_size: int):
@@ -39,7 +40,10 @@ def main(argv=None) -> None:
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
     args = p.parse_args(argv)
 
+    import numpy as np
+
     from pi0lite.toy.data import load_dataset, training_arrays
+    from pi0lite.toy.files import atomic_write_bytes, atomic_write_text
     from pi0lite.toy.normalize import load_stats
     from pi0lite.toy.policy import Policy
     from pi0lite.toy.text import WordTokenizer
@@ -51,12 +55,6 @@ def main(argv=None) -> None:
     tcfg = TrainConfig(mode=args.mode, steps=args.steps, batch_size=args.batch_size, aux_weight=args.aux_weight,
                        seed=args.seed)
     ckpt = job / "ckpt"
-    signature = json.dumps({"train": tcfg.__dict__, "image_size": args.image_size}, sort_keys=True)
-    if (ckpt / "signature.json").exists() and (ckpt / "signature.json").read_text() != signature:
-        shutil.rmtree(ckpt)  # a different run's checkpoint: start afresh
-    ckpt.mkdir(parents=True, exist_ok=True)
-    (ckpt / "signature.json").write_text(signature)
-
     tokenizer = WordTokenizer.load(out / "tokenizer.json")
     norm = load_stats(out / "norm_stats.json")
     arrays = training_arrays(load_dataset(out / "data.npz"), tokenizer, norm,
@@ -69,10 +67,10 @@ def main(argv=None) -> None:
     if timing.exists() and result.history.shape[0] == args.steps and seconds < 1.0:
         seconds = json.loads(timing.read_text())["train_seconds"]  # nothing left to train: keep the old time
     else:
-        timing.write_text(json.dumps({"train_seconds": seconds}))
-    import numpy as np
-
-    np.save(job / "history.npy", result.history)
+        atomic_write_text(timing, json.dumps({"train_seconds": seconds}))
+    buf = io.BytesIO()
+    np.save(buf, result.history)
+    atomic_write_bytes(job / "history.npy", buf.getvalue())
     meta = {"train_steps": args.steps, "aux_weight": args.aux_weight, "seed": args.seed, "train_seconds": seconds,
             "batch_size": args.batch_size}
     Policy(result.trainable.pi0, norm, tokenizer, mode=args.mode, meta=meta).save(job / "policy")

@@ -6,13 +6,15 @@ just freeze. With H = 16, ``execute = 8`` and 100 steps that is at most 13 polic
 
 Metrics (fractions): success, crash, wrong (another square), timeout; ``coin_flip_success`` over the
 episodes where the scripted expert itself would flip a coin; ``aligned_success`` over the aligned
-scenes (start, disc and goal on one vertical line: exact ties).
+scenes (start, disc and goal on one vertical line: exact ties). Every rate ``r`` comes with
+``r_ci95``, its 95 % Wilson score interval (:func:`wilson_interval`), and the count it is over.
 
 Axis letters: n episodes, h action horizon, t time steps, k xy.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -62,24 +64,49 @@ def rollout(fn: PolicyFn, scenes: toy.Scenes, key: jax.Array, *, execute: int = 
     return Rollouts(scenes=scenes, outcome=env.outcome.copy(), paths=np.stack(paths, 1), steps=env.t.copy(), coin_flip=coin)
 
 
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for a rate of ``k`` successes in ``n`` trials (95 % by default).
+
+    ``(p + z²/2n ± z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n)`` with ``p = k/n``; unlike ``p ± z·se``
+    it stays inside [0, 1] and is not empty at k = 0 or k = n. ``n = 0`` gives ``(nan, nan)``.
+    """
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson_interval needs 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _rate(out: dict, name: str, hits: np.ndarray) -> None:
+    k, n = int(np.sum(hits)), int(np.size(hits))
+    out[name] = k / n if n else float("nan")
+    out[f"{name}_ci95"] = [round(x, 4) for x in wilson_interval(k, n)]
+
+
 def summarize(r: Rollouts) -> dict:
-    """Fractions of each outcome and the coin-flip success rate."""
-    n = len(r.outcome)
-    out = {name: float(np.mean(r.outcome == code)) for code, name in
-           [(toy.SUCCESS, "success"), (toy.CRASH, "crash"), (toy.WRONG, "wrong"), (toy.TIMEOUT, "timeout")]}
+    """Fractions of each outcome and the coin-flip success rate, each with its 95 % Wilson interval."""
+    out: dict = {}
+    for code, name in [(toy.SUCCESS, "success"), (toy.CRASH, "crash"), (toy.WRONG, "wrong"), (toy.TIMEOUT, "timeout")]:
+        _rate(out, name, r.outcome == code)
     coin = r.coin_flip
-    out["coin_flip_success"] = float(np.mean(r.outcome[coin] == toy.SUCCESS)) if coin.any() else float("nan")
-    out["coin_flip_episodes"], out["episodes"] = int(coin.sum()), n
+    _rate(out, "coin_flip_success", r.outcome[coin] == toy.SUCCESS)
+    out["coin_flip_episodes"], out["episodes"] = int(coin.sum()), len(r.outcome)
     return out
 
 
-def eval_scenes(num_episodes: int = 200, num_aligned: int = 100, *, seed: int = EVAL_SEED):
+def eval_scenes(num_episodes: int = 1000, num_aligned: int = 300, *, seed: int = EVAL_SEED):
     """The fixed evaluation scenes: canonical ones and aligned ones (same for every policy)."""
     rng = np.random.default_rng(seed)
     return toy.sample_scenes(rng, num_episodes), toy.sample_scenes(rng, num_aligned, layout="aligned")
 
 
-def evaluate(fn: PolicyFn, *, num_episodes: int = 200, num_aligned: int = 100, seed: int = EVAL_SEED,
+def evaluate(fn: PolicyFn, *, num_episodes: int = 1000, num_aligned: int = 300, seed: int = EVAL_SEED,
              execute: int = 8, image_size: int = 32, key: jax.Array | None = None) -> tuple[dict, Rollouts, Rollouts]:
     """Metrics on ``num_episodes`` canonical scenes plus ``aligned_success`` on the aligned ones.
 
@@ -92,7 +119,9 @@ def evaluate(fn: PolicyFn, *, num_episodes: int = 200, num_aligned: int = 100, s
     metrics = summarize(main)
     if num_aligned:
         s = summarize(tied)
-        metrics.update(aligned_success=s["success"], aligned_crash=s["crash"], aligned_episodes=num_aligned)
+        for name in ("success", "crash"):
+            metrics[f"aligned_{name}"], metrics[f"aligned_{name}_ci95"] = s[name], s[f"{name}_ci95"]
+        metrics["aligned_episodes"] = num_aligned
     return metrics, main, tied
 
 

@@ -106,8 +106,3 @@ def plan(scenes: Scenes, rng: np.random.Generator) -> ExpertPlan:
         actions[i, : num_steps[i]] = np.diff(pts, axis=0) / DT
     return ExpertPlan(actions=actions, num_steps=num_steps, side=side, coin_flip=coin_flip, path=path)
 
-
-def expert_positions(scenes: Scenes, expert: ExpertPlan) -> Float[np.ndarray, "n t k"]:
-    """Positions before each step when the plan is replayed: ``start + DT·cumsum(actions)``."""
-    steps = np.concatenate([np.zeros_like(expert.actions[:, :1]), expert.actions[:, :-1]], 1)
-    return scenes.start[:, None] + DT * np.cumsum(steps, 1)
