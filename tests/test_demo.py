@@ -208,3 +208,16 @@ def test_launch_without_affinity_and_without_bogus_xla_flag(tmp_path, monkeypatc
     demo.launch(args, tmp_path, jobs)
     assert len(started) == 2 and all(pre is None for _, _, pre in started)
     assert demo.usable_cores() == [0, 1]
+
+
+def test_atomic_writes_have_ordinary_permissions(tmp_path):
+    """mkstemp/mkdtemp make private files (0600/0700): shipped assets must stay readable."""
+    mask = os.umask(0o022)
+    try:
+        files.atomic_write_text(tmp_path / "a.json", "{}")
+        with files.atomic_directory(tmp_path / "d") as d:
+            (d / "x").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

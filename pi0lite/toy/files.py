@@ -92,7 +92,7 @@ def atomic_directory(target):
     target.parent.mkdir(parents=True, exist_ok=True)
     recover(target)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.new-{os.getpid()}-", dir=target.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private (0700); a checkpoint is an ordinary directory
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700); a checkpoint is an ordinary directory
     try:
         yield tmp
         for f in tmp.iterdir():
@@ -119,6 +119,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private (0600); give it the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -128,6 +129,12 @@ def atomic_write_bytes(path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path, text: str) -> None:
