@@ -138,9 +138,12 @@ def build() -> Notebook:
         ## 4. Train pi0 for a minute
 
         `pi0lite.toy.train.train` runs one jitted step (the dataset is an *argument*, not a captured
-        constant), AdamW with warm-up and cosine decay to the run's last step, gradient clipping,
-        and draws batch $i$ from `fold_in(key(seed), i)` so a resumed run is identical to an
-        uninterrupted one. 200 steps is far too short for a good policy; it shows the loss falling.
+        constant) whose loss is pi0's own `Pi0.compute_loss`, AdamW with warm-up and cosine decay to
+        the run's last step, gradient clipping. The seed's key is split into an init stream (the
+        parameters) and a data stream: batch $i$ comes from `fold_in(data_key, i)`, so a resumed run
+        is identical to an uninterrupted one. With `ckpt_dir=` it checkpoints atomically and refuses
+        to resume a checkpoint made with other settings. 200 steps is far too short for a good
+        policy; it shows the loss falling.
         """
     )
     nb.code(
@@ -268,7 +271,12 @@ def build() -> Notebook:
         plt.show()
         """
     )
-    nb.md("The full `make demo` numbers (200 episodes, 100 aligned scenes; fractions):")
+    nb.md(
+        """
+        The full `make demo` numbers (fractions over the episode counts printed below; with 95 %
+        Wilson intervals where the run recorded them):
+        """
+    )
     nb.code(
         """
         results = shipped_results()
@@ -276,6 +284,10 @@ def build() -> Notebook:
         print(f"{'':>10}" + "".join(f"{c:>19}" for c in cols))
         for name, m in results["policies"].items():
             print(f"{name:>10}" + "".join(f"{m[c]:>19.2f}" for c in cols))
+            if "success_ci95" in m:
+                print(f"{'95 % CI':>10}" + "".join(f"{'[%.2f, %.2f]' % tuple(m[c + '_ci95']):>19}" for c in cols))
+        m = results["policies"]["pi0"]
+        print(f"{m['episodes']} episodes ({m['coin_flip_episodes']} coin flips), {m['aligned_episodes']} aligned scenes")
         """
     )
     nb.md(
@@ -296,7 +308,7 @@ def build() -> Notebook:
         print(f"60 episodes without aux: success {m_noaux['success']:.2f}, wrong square {m_noaux['wrong']:.2f} "
               f"(with aux: {metrics['success']:.2f}, {metrics['wrong']:.2f})")
         full = results["ablation_no_aux"]["pi0"]
-        print(f"make demo, 200 episodes without aux: success {full['success']:.2f}, wrong {full['wrong']:.2f}, "
+        print(f"make demo, {full['episodes']} episodes without aux: success {full['success']:.2f}, wrong {full['wrong']:.2f}, "
               f"timeout {full['timeout']:.2f}")
         fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
         for i, ax in enumerate(axes):
