@@ -114,7 +114,7 @@ def test_load_rejects_stats_of_the_wrong_width(tmp_path):
     d = _saved(tmp_path)
     three = {"mean": [0.0] * 3, "std": [1.0] * 3, "q01": [-1.0] * 3, "q99": [1.0] * 3, "kind": "zscore"}
     _edit_json(d / "norm_stats.json", lambda s: s.__setitem__("state", three))
-    with pytest.raises(ValueError, match=r"norm_stats\.json: 'state' stats have width 3, the toy state has 4"):
+    with pytest.raises(ValueError, match=r"norm_stats\.json: 'state' stats have width 3, the parameters were trained with 4"):
         Policy.load(d)
 
 

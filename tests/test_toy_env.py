@@ -102,6 +102,19 @@ def test_normalize_roundtrip_and_padding():
         pad_to_dim(x, 1)
 
 
+def test_constant_feature_is_centred_not_blown_up():
+    """Before: std 0 → (x − mean)/1e-6 at inference; now a constant feature gets std 1 (and q ∓ 1)."""
+    x = np.stack([np.linspace(0, 1, 200), np.full(200, 0.3)], -1)
+    for kind in normalize.KINDS:
+        stats = normalize.compute_stats(x, kind=kind)
+        z = stats.normalize(np.array([[0.5, 0.31]]))
+        assert abs(z[0, 1] - 0.01) < 1e-4  # both kinds: (0.31 − 0.3) / 1, or ((0.31 − (0.3 − 1)) / 2)·2 − 1
+    with pytest.raises(ValueError, match="std must be > 0"):
+        normalize.NormStats(mean=np.zeros(2), std=np.array([1.0, 0.0]), q01=-np.ones(2), q99=np.ones(2))
+    with pytest.raises(ValueError, match="NaN"):
+        normalize.compute_stats(np.array([[0.0], [np.nan]]))
+
+
 def test_stats_save_load(tmp_path):
     stats = {"actions": normalize.compute_stats(np.arange(10.0)[:, None], kind="quantile")}
     normalize.save_stats(stats, tmp_path / "norm.json")

@@ -55,7 +55,7 @@ def make_norm_stats(ds) -> dict:
 
 def training_arrays(ds, tokenizer, norm: dict, cfg: Pi0Config = SIM_CONFIG) -> dict:
     """The dict of arrays :func:`pi0lite.toy.train.train` samples batches from (leading axis n)."""
-    from pi0lite.toy.normalize import pad_to_dim
+    from pi0lite.observation import pad_to_dim
     from pi0lite.toy.text import tokenize_batch
 
     texts = ds.instructions
@@ -66,10 +66,10 @@ def training_arrays(ds, tokenizer, norm: dict, cfg: Pi0Config = SIM_CONFIG) -> d
     xy = ds.object_xyz[:, :2]
     return {
         "images": ds.images,
-        "state": pad_to_dim(norm["state"].normalize(ds.state), cfg.action_dim),
+        "state": np.asarray(pad_to_dim(norm["state"].normalize(ds.state), cfg.action_dim)),
         "tokens": ids_u[which],
         "token_mask": mask_u[which],
-        "actions": pad_to_dim(chunks, cfg.action_dim),
+        "actions": np.asarray(pad_to_dim(chunks, cfg.action_dim)),
         "aux_pos": (mask_u.sum(-1) - 1).astype(np.int32)[which],  # the instruction's last word
         "aux_target": ((xy - xy.mean(0)) / OBJECT_XY_SCALE).astype(np.float32),
     }

@@ -88,11 +88,25 @@ class NormStats:
 
 
 def compute_stats(x: Float[np.ndarray, "... d"], *, kind: str = "zscore") -> NormStats:
-    """Mean, std and the 1st/99th percentiles of every feature (last axis) over all other axes."""
+    """Mean, std and the 1st/99th percentiles of every feature (last axis) over all other axes.
+
+    A feature that is constant in the data (std < 1e-6, e.g. a gripper that never moves) gets
+    std 1 and q01/q99 = value ∓ 1: it is only centred; one whose 1st and 99th percentiles coincide
+    gets them widened by its std. With std 0 the ``+ 1e-6`` guard would turn any later
+    deviation into a value a million times too large.
+    """
     flat = np.asarray(x, np.float64).reshape(-1, np.shape(x)[-1])
-    q01, q99 = np.quantile(flat, [0.01, 0.99], axis=0)
+    if not np.all(np.isfinite(flat)):
+        raise ValueError(f"compute_stats: data of shape {np.shape(x)} contains NaN or inf")
     f32 = lambda a: np.asarray(a, np.float32)
-    return NormStats(mean=f32(flat.mean(0)), std=f32(flat.std(0)), q01=f32(q01), q99=f32(q99), kind=kind)
+    q01, q99 = f32(np.quantile(flat, [0.01, 0.99], axis=0))
+    mean, std = f32(flat.mean(0)), f32(flat.std(0))
+    constant = std < EPS  # below the guard the feature carries no usable scale
+    std = np.where(constant, 1.0, std).astype(np.float32)
+    q01, q99 = np.where(constant, mean - 1.0, q01), np.where(constant, mean + 1.0, q99)
+    flat_q = q99 <= q01  # mostly one value: the 1st and 99th percentiles coincide
+    q01, q99 = f32(np.where(flat_q, q01 - std, q01)), f32(np.where(flat_q, q99 + std, q99))
+    return NormStats(mean=mean, std=std, q01=q01, q99=q99, kind=kind)
 
 
 def save_stats(stats: dict[str, NormStats], path) -> None:

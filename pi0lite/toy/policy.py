@@ -1,7 +1,8 @@
 """A trained toy policy: the model, its normalisation stats and its tokenizer, saved together.
 
 ``Policy.infer(images, state, instructions, key)`` maps raw observations (uint8 images, the
-4-D state, instruction strings) to raw action chunks ``[b, H, 2]``: tokenise, normalise and pad
+4-D state, instruction strings) to raw action chunks ``[b, H, 2]`` (as wide as the action stats):
+tokenise, normalise and pad
 the state, run the model (flow: ``sample_actions`` with ``num_steps`` Euler steps and the prefix KV
 cache; mse: one pass), un-normalise and drop the padded action dims.
 
@@ -9,7 +10,7 @@ A checkpoint directory holds ``config.json`` (model config + policy meta), ``par
 (parameters under their '/'-joined openpi paths, e.g. ``PaliGemma/llm/...``, ``action_out_proj/kernel``),
 ``norm_stats.json`` and ``tokenizer.json``. ``params.npz`` also keeps a record (key
 ``policy/record``) of what the parameters were trained with: the model config, the mode and a
-hash of the tokenizer's vocabulary. :meth:`Policy.load` checks every file against it (and for
+hash of the tokenizer's vocabulary and the widths of the stats. :meth:`Policy.load` checks every file against it (and for
 NaN, zero spreads and wrong widths) and names the file at fault. :meth:`Policy.save` writes the
 directory atomically (:func:`pi0lite.toy.files.atomic_directory`): a kill leaves the old policy
 or the new one, never a mix. :func:`load_shipped` loads the small checkpoints shipped in
@@ -45,8 +46,6 @@ ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = ASSETS / "toy_policy"
 #: Shipped checkpoints: the flow policy, the MSE baseline and the no-aux ablation (all from ``make demo``).
 VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux"}
-ACTION_DIMS = 2  # the toy task's real action dims (velocity x, y)
-STATE_DIMS = 4  # the toy task's state (x, y, vx, vy)
 MODES = ("flow", "mse")
 RECORD_KEY = "policy/record"  # in params.npz: what the parameters were trained with (JSON)
 
@@ -64,15 +63,23 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()
 
 
-def check_norm_widths(norm: dict[str, NormStats], action_dim: int, where: str = "norm") -> None:
-    """The stats must cover exactly the toy state (4) and the real action dims (2)."""
-    want = {"state": STATE_DIMS, "actions": ACTION_DIMS}
-    if set(norm) != set(want):
-        raise ValueError(f"{where}: needs stats for {sorted(want)}, got {sorted(norm)}")
-    for name, dim in want.items():
-        if norm[name].dim != dim or dim > action_dim:
-            raise ValueError(f"{where}: {name!r} stats have width {norm[name].dim}, the toy {name} has {dim} "
-                             f"(model action_dim={action_dim})")
+def norm_widths(norm: dict[str, NormStats]) -> dict[str, int]:
+    return {name: norm[name].dim for name in sorted(norm)}
+
+
+def check_norm_widths(norm: dict[str, NormStats], action_dim: int, where: str = "norm",
+                      trained: dict[str, int] | None = None) -> None:
+    """Stats for ``state`` and ``actions``, each at most ``action_dim`` wide and, when ``trained``
+    (the widths recorded with the parameters) is given, exactly that wide."""
+    if set(norm) != {"state", "actions"}:
+        raise ValueError(f"{where}: needs stats for ['actions', 'state'], got {sorted(norm)}")
+    for name in ("state", "actions"):
+        dim = norm[name].dim
+        if dim > action_dim:
+            raise ValueError(f"{where}: {name!r} stats have width {dim}, more than the model's action_dim={action_dim}")
+        if trained is not None and dim != trained[name]:
+            raise ValueError(f"{where}: {name!r} stats have width {dim}, the parameters were trained with "
+                             f"{trained[name]} (recorded in params.npz)")
 
 
 class Policy:
@@ -107,8 +114,9 @@ class Policy:
                              "must have the same batch size")
         if images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (as the toy env renders them), got {images.dtype} {images.shape}")
-        if state.ndim != 2 or state.shape[1] != STATE_DIMS:
-            raise ValueError(f"state must be [batch, {STATE_DIMS}], got shape {state.shape}")
+        width = self.norm["state"].dim
+        if state.ndim != 2 or state.shape[1] != width:
+            raise ValueError(f"state must be [batch, {width}], got shape {state.shape}")
         if not np.all(np.isfinite(state)):
             rows = np.nonzero(~np.isfinite(state).all(-1))[0]
             raise ValueError(f"state contains NaN or inf in rows {rows[:10].tolist()} (shape {state.shape})")
@@ -119,14 +127,14 @@ class Policy:
     def infer(self, images, state, instructions, key: jax.Array) -> Float[np.ndarray, "b h k"]:
         """Raw action chunks ``[b, H, 2]`` (un-normalised velocities)."""
         out = np.asarray(self._run(self._state, self.observation(images, state, instructions), key))
-        return self.norm["actions"].unnormalize(out)[..., :ACTION_DIMS]
+        return self.norm["actions"].unnormalize(out)[..., : self.norm["actions"].dim]
 
     # --- checkpoint directory --------------------------------------------------------------
 
     def record(self) -> dict:
         """What the parameters were trained with; stored in ``params.npz`` and checked on load."""
         return {"model": dataclasses.asdict(self.config), "mode": self.mode,
-                "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer)}
+                "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer), "norm_widths": norm_widths(self.norm)}
 
     def save(self, directory) -> None:
         """Write the checkpoint directory atomically (temp sibling, fsync, rename)."""
@@ -183,7 +191,8 @@ class Policy:
         except ValueError as e:
             raise ValueError(f"{paths['params.npz']}: {e}") from e
         norm = load_stats(paths["norm_stats.json"])
-        check_norm_widths(norm, model_config.action_dim, where=str(paths["norm_stats.json"]))
+        check_norm_widths(norm, model_config.action_dim, where=str(paths["norm_stats.json"]),
+                          trained=record["norm_widths"])
         try:
             tokenizer = WordTokenizer.load(paths["tokenizer.json"])
         except Exception as e:  # the tokenizers library raises its own exception type
