@@ -20,7 +20,7 @@ from pi0lite.config import TINY, GemmaConfig
 from pi0lite.toy import env as toy
 from pi0lite.toy.evaluate import evaluate, policy_fn
 from pi0lite.pi0 import Pi0
-from pi0lite.toy.policy import SHIPPED, Policy, load_shipped
+from pi0lite.toy.policy import SHIPPED, Policy, load_shipped, upgrade
 from pi0lite.toy.text import WordTokenizer
 
 SMALL = TINY.replace(
@@ -150,6 +150,18 @@ def test_load_rejects_truncated_files(tmp_path):
     (d / "params.npz").write_bytes((d / "params.npz").read_bytes()[:100])
     with pytest.raises(ValueError, match=r"params\.npz: unreadable"):
         Policy.load(d)
+
+
+def test_old_checkpoint_is_refused_then_upgraded(tmp_path):
+    d = _saved(tmp_path)
+    with np.load(d / "params.npz") as z:
+        flat = {k: z[k] for k in z.files if k != "policy/record"}
+    np.savez(d / "params.npz", **flat)  # as written before the record existed
+    with pytest.raises(ValueError, match=r"params\.npz: no 'policy/record'.*upgrade"):
+        Policy.load(d)
+    upgrade(d)
+    back = flatten_params(Policy.load(d).model)
+    assert all(np.array_equal(back[k], flat[k]) for k in back)
 
 
 # --- atomic save: SIGKILL at every stage of a save over an existing policy -----------------

@@ -152,7 +152,7 @@ class Policy:
             files.stage("tokenizer.json")
 
     @classmethod
-    def load(cls, directory) -> "Policy":
+    def load(cls, directory, *, _trust_files: bool = False) -> "Policy":
         """Load and check a checkpoint directory; every problem is a ``ValueError`` naming the file."""
         d = pathlib.Path(directory)
         files.recover(d)
@@ -173,12 +173,12 @@ class Policy:
             flat = load_npz(paths["params.npz"])
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise ValueError(f"{paths['params.npz']}: unreadable: {e}") from e
-        if RECORD_KEY not in flat:
-            raise ValueError(f"{paths['params.npz']}: no '{RECORD_KEY}' (written by an older pi0lite); "
-                             "re-save it with Policy.save")
-        record = json.loads(str(flat.pop(RECORD_KEY)))
-        wrong = files.describe_differences(record["model"], cfg["model"]) + files.describe_differences(
-            {"mode": record["mode"]}, {"mode": mode})
+        if RECORD_KEY not in flat and not _trust_files:
+            raise ValueError(f"{paths['params.npz']}: no '{RECORD_KEY}' (written by an older pi0lite); if its "
+                             f"files belong together, add it once with pi0lite.toy.policy.upgrade({str(d)!r})")
+        record = json.loads(str(flat.pop(RECORD_KEY))) if RECORD_KEY in flat else None
+        wrong = [] if record is None else files.describe_differences(record["model"], cfg["model"]) + \
+            files.describe_differences({"mode": record["mode"]}, {"mode": mode})
         if wrong:
             raise ValueError(f"{paths['config.json']} disagrees with the parameters in params.npz "
                              f"(params.npz vs config.json): {'; '.join(wrong)}")
@@ -192,15 +192,23 @@ class Policy:
             raise ValueError(f"{paths['params.npz']}: {e}") from e
         norm = load_stats(paths["norm_stats.json"])
         check_norm_widths(norm, model_config.action_dim, where=str(paths["norm_stats.json"]),
-                          trained=record["norm_widths"])
+                          trained=None if record is None else record["norm_widths"])
         try:
             tokenizer = WordTokenizer.load(paths["tokenizer.json"])
         except Exception as e:  # the tokenizers library raises its own exception type
             raise ValueError(f"{paths['tokenizer.json']}: unreadable tokenizer: {e}") from e
-        if tokenizer_fingerprint(tokenizer) != record["tokenizer_sha256"]:
+        if record is not None and tokenizer_fingerprint(tokenizer) != record["tokenizer_sha256"]:
             raise ValueError(f"{paths['tokenizer.json']}: not the tokenizer the policy was trained with "
                              "(its vocabulary differs from the one recorded in params.npz)")
         return cls(model, norm, tokenizer, mode=mode, num_steps=num_steps, meta=meta)
+
+
+def upgrade(directory) -> None:
+    """Add the parameter record to a checkpoint written before it existed (trusting that its four
+    files belong together); the parameters are unchanged. Run once per old checkpoint."""
+    policy = Policy.load(directory, _trust_files=True)
+    policy.save(directory)
+    Policy.load(directory)
 
 
 def load_shipped(variant: str = "flow") -> Policy:
