@@ -171,7 +171,7 @@ def build() -> Notebook:
             "pi0-FAST": (fast_segments, fast_ar, fast_valid),
         }
         masks = {name: np.asarray(make_attn_mask(v[None], ar))[0] for name, (_, ar, v) in layouts.items()}
-        fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+        fig, axes = plt.subplots(1, 3, figsize=(12, 4.8))
         for ax, (name, (segments, ar, v)) in zip(axes, layouts.items()):
             viz.plot_attn_mask(masks[name], segments=segments, ax=ax, title=name)
         fig.tight_layout()

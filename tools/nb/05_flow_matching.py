@@ -70,7 +70,7 @@ def build() -> Notebook:
     nb.code(
         """
         noise = jax.random.normal(jax.random.key(2), actions.shape)
-        fig, axes = plt.subplots(1, 5, figsize=(17, 3.6), sharex=True, sharey=True)
+        fig, axes = plt.subplots(1, 5, figsize=(12, 3.0), sharex=True, sharey=True)
         for ax, t in zip(axes, [0.0, 0.25, 0.5, 0.75, 1.0]):
             x_t = flow.interpolate(noise, actions, jnp.full((actions.shape[0],), t))
             viz.plot_points_2d({f"x_t, t = {t}": x_t}, ax=ax)

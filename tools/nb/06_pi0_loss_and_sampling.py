@@ -320,7 +320,7 @@ def build() -> Notebook:
         toy_actions, toy_trajectory = sample.rebind(policy.model)(toy_obs, noise)  # same structure: no recompile
         assert toy_trajectory.shape == trajectory.shape and np.isfinite(np.asarray(toy_actions)).all()
 
-        fig, axes = plt.subplots(1, 3, figsize=(17, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
         viz.plot_observation(scenes[0]["image"], ax=axes[0], title=scenes[0]["instruction"])
         viz.plot_denoising_trajectory(np.asarray(toy_trajectory[:, 0]), dim=1, ax=axes[1])
         viz.plot_action_chunk(np.asarray(toy_actions[0, :, :2]), labels=["vx (normalised)", "vy (normalised)"],

@@ -60,14 +60,18 @@ def plot_flow_2d(
     ax.set_xlabel("action dim 0")
     ax.set_ylabel("action dim 1")
     ax.set_aspect("equal", adjustable="datalim")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)  # beside, not on, the paths
     if title:
         ax.set_title(title)
     return ax
 
 
 def plot_points_2d(groups: Mapping[str, Float[ArrayLike, "b 2"]], *, ax=None, title: str | None = None):
-    """Scatter several named 2-D point clouds (e.g. data, flow samples, regression output)."""
+    """Scatter several named 2-D point clouds (e.g. data, flow samples, regression output).
+
+    One group is named in the title (when no ``title`` is given); several get a legend beside
+    the axes, where it cannot hide points.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 5))
     for k, (name, pts) in enumerate(groups.items()):
@@ -75,9 +79,10 @@ def plot_points_2d(groups: Mapping[str, Float[ArrayLike, "b 2"]], *, ax=None, ti
         ax.scatter(p[:, 0], p[:, 1], s=6, color=_COLORS[k % len(_COLORS)], label=name, alpha=0.7)
     ax.set_xlabel("action dim 0")
     ax.set_ylabel("action dim 1")
-    ax.legend(loc="upper right", fontsize=8)
-    if title:
-        ax.set_title(title)
+    if len(groups) > 1:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, markerscale=2)
+    if title or len(groups) == 1:
+        ax.set_title(title or next(iter(groups)))
     return ax
 
 
