@@ -62,12 +62,12 @@ def bench(name: str, batch: int, repeats: int, rounds: int) -> dict:
 
 def print_table(name: str, res: dict) -> None:
     print(f"\n{name}")
-    print(f"{'call':<17}{'compile s':>10}{'split ms':>10}{'rounds ms':>22}{'nnx.jit ms':>11}"
+    print(f"{'call':<17}{'compile s':>10}{'split ms':>10}  {'rounds ms':<26}{'nnx.jit ms':>11}"
           f"{'peak RSS GB':>12}{'XLA arg MB':>11}{'temp MB':>9}")
     for call, ms in res["ms_rounds"].items():
         nnx_ms = res["nnx_jit_ms"].get(call)
         print(f"{call:<17}{res['compile_s'][call]:>10.1f}{res[call + '_ms']:>10.1f}"
-              f"{' / '.join(f'{m:.1f}' for m in ms):>22}{'' if nnx_ms is None else f'{nnx_ms:.1f}':>11}"
+              f"  {' / '.join(f'{m:.1f}' for m in ms):<26}{'' if nnx_ms is None else f'{nnx_ms:.1f}':>11}"
               f"{res['call_peak_rss_gb'][call]:>12.2f}{res['xla_mb'][call]['argument']:>11.1f}"
               f"{res['xla_mb'][call]['temp']:>9.1f}")
     ratios = res["ratio_cached_over_loss"]
@@ -76,7 +76,7 @@ def print_table(name: str, res: dict) -> None:
           f"(spread {min(ratios):.2f}-{max(ratios):.2f}{'' if goal is None else f'; goal <= {goal}'})")
     print(f"uncached / cached sample per round    : {', '.join(f'{x:.1f}' for x in res['ratio_uncached_over_cached'])}"
           " (goal >= 4)")
-    print(f"peak RSS of the process over these calls: {res['peak_rss_gb']:.2f} GB")
+    print(f"peak RSS of the process over these calls' steady runs (after compiling): {res['peak_rss_gb']:.2f} GB")
 
 
 def main():
