@@ -105,7 +105,9 @@ class Embedder(nnx.Module):
         return table[ids] * jnp.sqrt(jnp.asarray(table.shape[1], table.dtype))
 
     def decode(self, x: Float[Array, "b t d"]) -> Float[Array, "b t v"]:
-        return jnp.einsum("btd,vd->btv", x, self.input_embedding[...].astype(x.dtype))
+        """Logits in float32 whatever the compute dtype (openpi promotes bf16 activations to f32)."""
+        table = self.input_embedding[...].astype(jnp.float32)
+        return jnp.einsum("btd,vd->btv", x.astype(jnp.float32), table)
 
 
 def _suffix(i: int) -> str:
@@ -208,6 +210,19 @@ class Layers(nnx.Module):
         return new_xs, kv
 
 
+def check_experts_agree(configs: Sequence[GemmaConfig]) -> None:
+    """The experts share one attention per layer: same depth, heads, kv heads and head dim."""
+    if not configs:
+        raise ValueError("Gemma needs at least one expert config, got none")
+    for i, c in enumerate(configs[1:], start=1):
+        for name in ("depth", "num_heads", "num_kv_heads", "head_dim"):
+            if getattr(c, name) != getattr(configs[0], name):
+                raise ValueError(
+                    f"expert {i} has {name}={getattr(c, name)} but expert 0 has {name}={getattr(configs[0], name)}: "
+                    "experts share one attention per layer, so depth, num_heads, num_kv_heads and head_dim must agree"
+                )
+
+
 class Gemma(nnx.Module):
     """The mixture of transformers: ``len(configs)`` experts sharing one attention per layer.
 
@@ -226,6 +241,7 @@ class Gemma(nnx.Module):
         adarms: Sequence[bool] | None = None,
     ):
         self.configs = tuple(configs)
+        check_experts_agree(self.configs)
         self.adarms = tuple(adarms) if adarms is not None else (False,) * len(configs)
         if len(self.adarms) != len(self.configs):
             raise ValueError(f"adarms needs one flag per expert ({len(configs)}), got {self.adarms}")

@@ -17,22 +17,131 @@ from jaxtyping import Array, Bool, Float, Int
 from pi0lite.config import Pi0Config
 
 
+
+#: Float images may exceed [−1, 1] by this much (rounding of a uint8 → float conversion).
+IMAGE_RANGE_TOL = 1e-5
+
+
+def concrete_or_none(x) -> np.ndarray | None:
+    """``x`` as a NumPy array if its values are known now (not a tracer, not a shape stand-in)."""
+    if isinstance(x, jax.core.Tracer) or not isinstance(x, (np.ndarray, jax.Array)):
+        return None
+    return np.asarray(x)
+
+
+def _check_finite(name: str, x) -> None:
+    values = concrete_or_none(x)
+    if values is not None and values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        bad = np.argwhere(~np.isfinite(values))
+        raise ValueError(
+            f"{name} contains NaN or inf ({len(bad)} values, first at index {bad[0].tolist()}), shape {values.shape}"
+        )
+
+
+def image_to_model(name: str, image) -> Float[Array, "b y x 3"]:
+    """A camera image as the model wants it: float32 in [−1, 1].
+
+    uint8 is mapped with ``x/255·2 − 1`` (openpi's conversion); float images must already be in
+    [−1, 1]. Anything else — float in [0, 255], int, bool — raises a ``ValueError`` naming the
+    camera, the dtype and the observed range. Value checks (range, NaN/inf) run only on concrete
+    arrays, so this also works inside ``jit`` (where only the dtype can be checked).
+    """
+    dtype = getattr(image, "dtype", None)
+    if dtype is None:  # a pytree placeholder (jax.tree.map / eval_shape bookkeeping): leave it alone
+        return image
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return jnp.asarray(image, jnp.float32) / 255.0 * 2.0 - 1.0
+    values = concrete_or_none(image)
+    observed = "" if values is None or values.size == 0 else f" (observed range [{values.min()}, {values.max()}])"
+    if dtype.kind != "f":
+        raise ValueError(
+            f"images[{name!r}] has dtype {dtype}{observed}; expected uint8 (0..255, mapped to [-1, 1]) "
+            "or float in [-1, 1]"
+        )
+    _check_finite(f"images[{name!r}]", image)
+    if values is not None and values.size and (values.min() < -1 - IMAGE_RANGE_TOL or values.max() > 1 + IMAGE_RANGE_TOL):
+        raise ValueError(
+            f"images[{name!r}]: float values must be in [-1, 1]{observed}; pass uint8 images "
+            "(mapped to [-1, 1]) or rescale them, e.g. x / 127.5 - 1 for [0, 255]"
+        )
+    return image
+
+
+def _check_prompt_ids(ids, vocab_size: int | None = None) -> None:
+    dtype = getattr(ids, "dtype", None)
+    if dtype is None:
+        return
+    if np.dtype(dtype).kind not in "iu":
+        raise ValueError(f"tokenized_prompt must hold integer ids, got dtype {np.dtype(dtype)}")
+    values = concrete_or_none(ids)
+    if values is None or values.size == 0:
+        return
+    if values.min() < 0:
+        raise ValueError(f"tokenized_prompt contains negative ids (min {values.min()}); ids must be in [0, vocab_size)")
+    if vocab_size is not None and values.max() >= vocab_size:
+        raise ValueError(
+            f"tokenized_prompt contains id {values.max()} >= vocab_size={vocab_size}; ids must be in [0, {vocab_size})"
+        )
+
+
+def batch_sizes(obs: "Observation") -> dict[str, int]:
+    """The leading (batch) size of every array field, by field name."""
+    sizes = {}
+    for field, value in (
+        *((f"images[{k!r}]", v) for k, v in obs.images.items()),
+        *((f"image_masks[{k!r}]", v) for k, v in obs.image_masks.items()),
+        ("state", obs.state),
+        ("tokenized_prompt", obs.tokenized_prompt),
+        ("tokenized_prompt_mask", obs.tokenized_prompt_mask),
+        *((f.name, getattr(obs, f.name)) for f in dataclasses.fields(obs)[5:]),
+    ):
+        shape = getattr(value, "shape", None)
+        if shape is not None and len(shape):
+            sizes[field] = shape[0]
+    return sizes
+
+
+def check_batch_sizes(obs: "Observation") -> None:
+    """``ValueError`` naming the fields whose batch sizes disagree (grouped by size)."""
+    sizes = batch_sizes(obs)
+    if len(set(sizes.values())) > 1:
+        groups: dict[int, list[str]] = {}
+        for field, size in sizes.items():
+            groups.setdefault(size, []).append(field)
+        detail = "; ".join(f"{size}: {', '.join(fields)}" for size, fields in groups.items())
+        raise ValueError(f"observation fields disagree on the batch size — {detail}")
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Observation:
     """One batch of observations.
 
-    images: camera name → float ``[b, S, S, 3]`` in [−1, 1] (RGB, channels last).
+    images: camera name → ``[b, y, x, 3]`` float in [−1, 1], or uint8 (mapped to [−1, 1] here).
     image_masks: camera name → bool ``[b]``; False means the camera is missing for that example.
-    state: float ``[b, s]`` with s ≤ ``action_dim`` (zero-padded inside the model).
-    tokenized_prompt / tokenized_prompt_mask: ``[b, l]`` ids and validity, l ≤ ``max_token_len``.
+    state: float ``[b, j]`` with j ≤ ``action_dim`` (zero-padded inside the model).
+    tokenized_prompt / tokenized_prompt_mask: ``[b, r]`` integer ids and validity, r ≤ ``max_token_len``.
+
+    Construction checks what enters the model: image dtype and range, NaN/inf in images and
+    state, negative or non-integer prompt ids, and (when no field is traced) that all fields
+    share one batch size. Value checks are skipped for traced arrays, so building an
+    ``Observation`` inside ``jit`` still works; check data where it enters, outside ``jit``.
     """
 
-    images: dict[str, Float[Array, "b y x c"]]
+    images: dict[str, Float[Array, "b y x 3"]]
     image_masks: dict[str, Bool[Array, "b"]]
-    state: Float[Array, "b s"]
-    tokenized_prompt: Int[Array, "b l"]
-    tokenized_prompt_mask: Bool[Array, "b l"]
+    state: Float[Array, "b _j"]
+    tokenized_prompt: Int[Array, "b _r"]
+    tokenized_prompt_mask: Bool[Array, "b _r"]
+
+    def __post_init__(self):
+        object.__setattr__(self, "images", {name: image_to_model(name, img) for name, img in self.images.items()})
+        _check_finite("state", self.state)
+        _check_prompt_ids(self.tokenized_prompt)
+        leaves = jax.tree.leaves(self)
+        if leaves and all(concrete_or_none(x) is not None for x in leaves):
+            check_batch_sizes(self)
 
     @classmethod
     def from_numpy(
@@ -43,17 +152,22 @@ class Observation:
         tokenized_prompt_mask: np.ndarray | None = None,
         image_masks: Mapping[str, np.ndarray] | None = None,
     ) -> "Observation":
-        """Build from arrays; uint8 images are mapped to [−1, 1] (``x/255·2 − 1``, as openpi)."""
-        imgs = {}
-        for name, img in images.items():
-            img = np.asarray(img)
-            imgs[name] = jnp.asarray(img.astype(np.float32) / 255.0 * 2.0 - 1.0 if img.dtype == np.uint8 else img, jnp.float32)
-        b = np.asarray(state).shape[0]
+        """Build from arrays; uint8 images are mapped to [−1, 1] (``x/255·2 − 1``, as openpi).
+
+        Missing ``image_masks`` mean every camera is present; a missing prompt mask is
+        ``tokenized_prompt != 0``.
+        """
+        imgs = {name: jnp.asarray(image_to_model(name, np.asarray(img)), jnp.float32) for name, img in images.items()}
+        state = np.asarray(state)
+        b = state.shape[0] if state.ndim else 0
         masks = {name: jnp.ones((b,), bool) for name in imgs}
         for name, m in (image_masks or {}).items():
             masks[name] = jnp.asarray(m, bool)
-        prompt = jnp.asarray(tokenized_prompt, jnp.int32)
+        prompt = np.asarray(tokenized_prompt)
+        _check_prompt_ids(prompt)
+        prompt = jnp.asarray(prompt, jnp.int32)
         pmask = prompt != 0 if tokenized_prompt_mask is None else jnp.asarray(tokenized_prompt_mask, bool)
+        _check_finite("state", state)
         return cls(imgs, masks, jnp.asarray(state, jnp.float32), prompt, pmask)
 
     @property
@@ -65,8 +179,13 @@ def _shape(x) -> tuple[int, ...]:
     return tuple(np.shape(x))
 
 
-def validate_observation(cfg: Pi0Config, obs: Observation) -> None:
-    """Raise ``ValueError`` naming the field and both shapes for anything the model cannot use."""
+def validate_observation(cfg, obs: Observation) -> None:
+    """Raise ``ValueError`` naming the field and both shapes for anything the model cannot use.
+
+    ``cfg`` is a :class:`pi0lite.config.Pi0Config` or a ``Pi0FastConfig``. Concrete prompt ids
+    are also checked against ``cfg.vocab_size`` (an embedding lookup would silently clamp them).
+    """
+    check_batch_sizes(obs)
     names, expected = set(obs.images), set(cfg.image_keys)
     if names != expected:
         missing, extra = sorted(expected - names), sorted(names - expected)
@@ -76,6 +195,8 @@ def validate_observation(cfg: Pi0Config, obs: Observation) -> None:
     if len(_shape(obs.state)) != 2:
         raise ValueError(f"state must be [batch, state_dim], got shape {_shape(obs.state)}")
     b, s_dim = _shape(obs.state)
+    if b == 0:
+        raise ValueError(f"the observation is an empty batch (0 examples): state shape {_shape(obs.state)}")
     if s_dim > cfg.action_dim:
         raise ValueError(f"state has {s_dim} dims, more than action_dim={cfg.action_dim}: shape {_shape(obs.state)}")
     size = cfg.vision.image_size
@@ -92,11 +213,17 @@ def validate_observation(cfg: Pi0Config, obs: Observation) -> None:
         raise ValueError(f"tokenized_prompt has {p[1]} tokens, more than max_token_len={cfg.max_token_len}: shape {p}")
     if pm != p:
         raise ValueError(f"tokenized_prompt_mask shape {pm} must equal tokenized_prompt shape {p}")
+    _check_prompt_ids(obs.tokenized_prompt, cfg.vocab_size)
 
 
 def validate_actions(cfg: Pi0Config, actions, batch_size: int, name: str = "actions") -> None:
     shape = _shape(actions)
     want = (batch_size, cfg.action_horizon)
+    if len(shape) >= 1 and shape[0] != batch_size:
+        raise ValueError(
+            f"{name} have batch size {shape[0]} but the observation has {batch_size} (its state, images and "
+            f"prompt): shape {shape}"
+        )
     if len(shape) != 3 or shape[:2] != want:
         raise ValueError(f"{name} must be [batch={batch_size}, action_horizon={cfg.action_horizon}, dims], got {shape}")
     if shape[2] > cfg.action_dim:

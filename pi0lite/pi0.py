@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jaxtyping import Array, Bool, Float
 
@@ -24,6 +25,7 @@ from pi0lite.init import linear
 from pi0lite.masks import make_attn_mask, make_positions, prefix_ar_mask, suffix_ar_mask
 from pi0lite.observation import (
     Observation,
+    concrete_or_none,
     pad_prompt,
     pad_to_dim,
     validate_actions,
@@ -143,6 +145,7 @@ class Pi0(nnx.Module):
         (their target is just the noise), exactly as openpi.
         """
         cfg = self.config
+        validate_observation(cfg, obs)
         b = obs.batch_size
         validate_actions(cfg, actions, b)
         actions = pad_to_dim(jnp.asarray(actions, jnp.float32), cfg.action_dim)
@@ -156,6 +159,9 @@ class Pi0(nnx.Module):
             raise ValueError(f"noise must have shape {actions.shape}, got {noise.shape}")
         if time.shape != (b,):
             raise ValueError(f"time must have shape {(b,)}, got {time.shape}")
+        given_time = concrete_or_none(time)
+        if given_time is not None and not np.all((given_time >= 0.0) & (given_time <= 1.0)):
+            raise ValueError(f"time must be in [0, 1] (1 = noise, 0 = data), got values {given_time.tolist()}")
         x_t = flow.interpolate(noise, actions, time)
         v_t, _ = self.forward(obs, x_t, time)
         return jnp.mean(jnp.square(v_t - flow.target_velocity(noise, actions)), axis=-1)
@@ -203,14 +209,15 @@ class Pi0(nnx.Module):
         Returns ``[b, h, action_dim]`` (and the trajectory ``[num_steps + 1, b, h, d]`` if asked).
         """
         cfg = self.config
+        if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
+            raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+        validate_observation(cfg, obs)
         b = obs.batch_size
         shape = (b, cfg.action_horizon, cfg.action_dim)
         if noise is None:
             noise = jax.random.normal(key, shape)
         if tuple(noise.shape) != shape:
             raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         dt = jnp.float32(-1.0 / num_steps)
         if use_cache:
             kv_cache, prefix_mask = self.fill_prefix_cache(obs)

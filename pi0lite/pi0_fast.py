@@ -187,11 +187,16 @@ class Pi0Fast(nnx.Module):
         """
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        if not temperature >= 0.0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
         if not use_cache:
             if temperature != 0.0:
                 raise ValueError("use_cache=False supports greedy decoding only (temperature=0)")
             return fast_decode.generate_uncached(self, obs, max_steps=max_steps, openpi_positions=openpi_positions)
-        key = jax.random.key(0) if key is None else key
+        if key is None:
+            if temperature != 0.0:
+                raise ValueError(f"temperature={temperature} samples tokens: pass a key (jax.random.key(...)), got None")
+            key = jax.random.key(0)  # greedy decoding draws nothing; the key is a placeholder
         tokens, _ = fast_decode.generate(
             self, obs, key, max_steps=max_steps, temperature=float(temperature), openpi_positions=openpi_positions
         )

@@ -26,6 +26,7 @@ default of saved format version 1; files of that version load with it).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import pathlib
@@ -60,6 +61,9 @@ class FastConfig:
     action_horizon: int
     action_dim: int
     version: int = FORMAT_VERSION
+    #: sha256 of the ``tokenizer.json`` saved with this config (None: not saved yet, or an older
+    #: file); it pairs the two files and is not part of the tokenizer's behaviour (not compared)
+    tokenizer_sha256: str | None = dataclasses.field(default=None, compare=False)
 
     @property
     def headroom(self) -> int:
@@ -108,6 +112,10 @@ def _as_batch(chunks, name: str) -> np.ndarray:
     return x
 
 
+def _sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _segment_all(flags: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``all(flags[segment])`` for consecutive segments of the given lengths (empty -> True)."""
     bad = np.concatenate([[0], np.cumsum(~flags)])
@@ -135,6 +143,8 @@ class FastTokenizer:
             raise ValueError("chunks: need at least one training chunk, got 0")
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale}")
+        if not isinstance(vocab_size, (int, np.integer)) or isinstance(vocab_size, bool) or vocab_size <= 0:
+            raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
         q = dct_quantise(x, scale)
         lo, hi = int(q.min()), int(q.max())
         config = FastConfig(
@@ -158,6 +168,11 @@ class FastTokenizer:
             initial = fast_bpe.initial_alphabet(alphabet, lo, hi, min_token=lo)
         else:  # every integer that encode accepts
             initial = fast_bpe.initial_alphabet(alphabet, *config.bounds, min_token=lo, radix=config.radix)
+        if len(set(initial)) > vocab_size:
+            raise ValueError(
+                f"vocab_size={vocab_size} is smaller than the {len(set(initial))} symbols the BPE starts from "
+                f"(alphabet {alphabet!r}, coefficients [{lo}, {hi}]); use vocab_size >= {len(set(initial))}"
+            )
         tok.bpe = fast_bpe.train_bpe(fast_bpe.rows_to_strings(codes), alphabet=alphabet, vocab_size=vocab_size, initial=initial)
         return tok
 
@@ -197,7 +212,11 @@ class FastTokenizer:
 
     def encode(self, chunks) -> list[list[int]]:
         """``[b, h, d]`` chunks -> ``b`` lists of token ids (variable length)."""
+        if isinstance(chunks, (list, tuple)) and not chunks:
+            return []
         q = self._quantise(chunks)
+        if len(q) == 0:
+            return []
         codes = self.config.to_code_points(q.reshape(len(q), -1))
         strings = fast_bpe.rows_to_strings(codes)
         if self.config.alphabet == "reference" and (codes.size == 0 or codes.max() < fast_bpe.SPLIT_LIMIT):
@@ -317,7 +336,8 @@ class FastTokenizer:
         path = pathlib.Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.bpe.save(str(path / TOKENIZER_FILE))
-        (path / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self.config), indent=1))
+        config = dataclasses.replace(self.config, tokenizer_sha256=_sha256(path / TOKENIZER_FILE))
+        (path / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1))
         return path
 
     @classmethod
@@ -325,12 +345,32 @@ class FastTokenizer:
         path = pathlib.Path(path)
         if not (path / CONFIG_FILE).is_file() or not (path / TOKENIZER_FILE).is_file():
             raise ValueError(f"{path} is not a saved FastTokenizer (needs {CONFIG_FILE} and {TOKENIZER_FILE})")
-        raw = json.loads((path / CONFIG_FILE).read_text())
-        if raw.get("version") not in (1, FORMAT_VERSION):
-            raise ValueError(f"{path / CONFIG_FILE}: version {raw.get('version')!r}, expected 1 or {FORMAT_VERSION}")
-        if raw["version"] == 1:  # same behaviour, today's names
-            raw = {**raw, "version": FORMAT_VERSION, "alphabet": {"bytes": "bytes_v1"}.get(raw["alphabet"], raw["alphabet"])}
-        return cls(FastConfig(**raw), Tokenizer.from_file(str(path / TOKENIZER_FILE)))
+        config_file, bpe_file = path / CONFIG_FILE, path / TOKENIZER_FILE
+        try:
+            raw = json.loads(config_file.read_text())
+            if raw.get("version") not in (1, FORMAT_VERSION):
+                raise ValueError(f"version {raw.get('version')!r}, expected 1 or {FORMAT_VERSION}")
+            if raw["version"] == 1:  # same behaviour, today's names
+                raw = {**raw, "version": FORMAT_VERSION, "alphabet": {"bytes": "bytes_v1"}.get(raw["alphabet"], raw["alphabet"])}
+            config = FastConfig(**raw)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{config_file}: not a valid FAST tokenizer config ({type(err).__name__}: {err})") from err
+        expected = config.tokenizer_sha256
+        if expected is not None and _sha256(bpe_file) != expected:
+            raise ValueError(
+                f"{bpe_file} is not the tokenizer saved with {config_file} (sha256 {_sha256(bpe_file)[:12]}…, "
+                f"expected {expected[:12]}…); keep each tokenizer.json with its own fast_config.json"
+            )
+        try:
+            bpe = Tokenizer.from_file(str(bpe_file))
+        except Exception as err:  # tokenizers raises a bare Exception for malformed JSON
+            raise ValueError(f"{bpe_file}: cannot read the BPE tokenizer ({err})") from err
+        if bpe.get_vocab_size() > config.vocab_size:
+            raise ValueError(
+                f"{bpe_file} has {bpe.get_vocab_size()} ids but {config_file} says vocab_size={config.vocab_size}: "
+                "they do not belong together"
+            )
+        return cls(config, bpe)
 
     # --- helpers ---------------------------------------------------------------------------
     @property
