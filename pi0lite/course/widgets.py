@@ -49,7 +49,7 @@ class MaskExplorer:
         self.output = widgets.Output()
         for button in self.ar_buttons + self.valid_buttons:
             button.observe(self._redraw, names="value")
-        label = widgets.Layout(width="110px")
+        label = widgets.Layout(width="160px")  # 110 px cut "ar_mask (opens block)" in JupyterLab
         self.widget = widgets.VBox([
             widgets.HBox([widgets.Label("ar_mask (opens block)", layout=label), *self.ar_buttons]),
             widgets.HBox([widgets.Label("input_mask (valid)", layout=label), *self.valid_buttons]),
