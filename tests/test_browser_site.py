@@ -57,11 +57,13 @@ def _check_page(browser, base: str, name: str) -> list[str]:
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     log = PageLog(page, ignore_request=lambda url: url == "about:blank")  # MathJax 2 probes fonts with it: no network
     page.goto(base + name, wait_until="networkidle", timeout=120_000)
-    if name != "index.html" and "widget-view+json" in page.content():
-        page.locator(".widget-toggle-button").first.wait_for(timeout=60_000)  # the explorers, from embedded state
-        images = page.locator(".jupyter-widgets img, .widget-output img")
-        images.first.wait_for(timeout=60_000)
-        assert images.count() >= 2, f"{name}: the explorers' mask images are missing"
+    # Every widget view (explorers, progress bars) is rendered from the embedded state next to its script tag.
+    page.wait_for_function("""() => [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')]
+        .every(s => s.previousElementSibling && s.previousElementSibling.matches('.widget-subarea')
+                    && s.previousElementSibling.childElementCount > 0)""", timeout=60_000)
+    if name.startswith("02_"):  # the two mask explorers: toggles and their mask images
+        assert page.locator(".widget-toggle-button").count() > 0, f"{name}: the explorers' buttons are missing"
+        assert page.locator(".widget-subarea img").count() >= 2, f"{name}: the explorers' mask images are missing"
     served = re.sub(r"<script.*?</script>", "", page.request.get(base + name).text(), flags=re.S)
     if "$" in served:  # TeX in the markdown: typeset by the local MathJax
         page.locator(".MathJax_CHTML, .mjx-chtml, .MathJax").first.wait_for(timeout=60_000)

@@ -239,14 +239,18 @@ def build(out: pathlib.Path, selection: list[str] | None = None, jobs: int = 2,
     copy_assets(out / "_static", cache)
     package_hash = source_hash()
     timings = {}
+    seen_path = cache / "timings.json"  # seconds of the last execution of each notebook: longest first
+    seen = json.loads(seen_path.read_text()) if seen_path.exists() else {}
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(execute, p, cache, package_hash): p for p in paths}
+        futures = {pool.submit(execute, p, cache, package_hash): p for p in sorted(paths, key=lambda p: -seen.get(p.stem, 60))}
         executed = {}
         for future in concurrent.futures.as_completed(futures):
             path = futures[future]
             executed[path], seconds, cached = future.result()
             timings[path.stem] = "cached" if cached else round(seconds, 1)
             print(f"  executed {path.stem}: {timings[path.stem]}{'' if cached else ' s'}", flush=True)
+    seen.update({k: v for k, v in timings.items() if v != "cached"})
+    seen_path.write_text(json.dumps(seen, indent=1))
     html = exporter()
     for i, path in enumerate(paths):
         nb = nbformat.read(str(executed[path]), as_version=4)
