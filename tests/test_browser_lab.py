@@ -148,13 +148,27 @@ def pages(lab):
             page.goto(f"{url}/lab/workspaces/ipywidgets{major}/tree/explorer_ipywidgets{major}.ipynb?reset&token={token}")
             opened[major] = page, log
         for page, _ in opened.values():
-            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=TIMEOUT_MS)
-            # Run the cells up to and including the two explorers (not the rest of the notebook).
-            Explorer(page, EXPLORER_CELLS[1]).cell.locator(".jp-InputArea-prompt").click()
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.locator("li[data-command='notebook:run-all-above']").click()  # "Run All Above Selected Cell"
-            page.keyboard.press("Shift+Enter")  # then the selected cell itself (queued behind the others)
+            _run_up_to_the_explorers(page)
         yield opened
+
+
+def _run_up_to_the_explorers(page) -> None:
+    """Select the model explorer's cell, then Run > Run All Above Selected Cell and Shift+Enter. Waits for
+    the kernel to be idle first, and tries a second time if the explorer cell was not queued (under heavy
+    load a run sent while the kernel still connected was seen to be lost)."""
+    prompt = Explorer(page, EXPLORER_CELLS[1]).cell.locator(".jp-InputArea-prompt")
+    for attempt in range(2):
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=TIMEOUT_MS)
+        prompt.click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.locator("li[data-command='notebook:run-all-above']").click()  # "Run All Above Selected Cell"
+        page.keyboard.press("Shift+Enter")  # then the selected cell itself (queued behind the others)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if re.search(r"\[(\*|\d+)\]", prompt.inner_text()):
+                return
+            page.wait_for_timeout(250)
+    raise AssertionError(f"the explorer cell was never queued: its prompt reads {prompt.inner_text()!r}")
 
 
 @pytest.mark.parametrize("major", MAJORS, ids=lambda m: f"ipywidgets{m}")
