@@ -201,3 +201,13 @@ def _drive(page, tag: str) -> None:
     model.act("mark a wrist-camera patch missing", lambda: model.button(1, "w0").click(), f"{tag}_model_explorer_wrist")
     model.act("flip the first action token's ar flag", lambda: model.button(0, "a0").click(), f"{tag}_model_explorer_ar")
     model.act("back to pi0", lambda: select.select_option("pi0"), f"{tag}_model_explorer_back")
+
+
+def test_missing_chromium_fails_and_names_the_package(monkeypatch):
+    """Without Debian's chromium the browser tests fail (never skip) and say what to install."""
+    import browser_support
+
+    monkeypatch.setattr(browser_support.shutil, "which", lambda name: None)
+    monkeypatch.setattr(browser_support.os.path, "exists", lambda path: False)
+    with pytest.raises(pytest.fail.Exception, match=r"Debian's package `chromium`.*apt-get install -y chromium"):
+        browser_support.chromium_path()
