@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 TIME_BETA_ALPHA = 1.5
 TIME_BETA_BETA = 1.0
@@ -46,7 +46,7 @@ def euler_step(x_t: Float[Array, "b h d"], v_t: Float[Array, "b h d"], dt: float
 
 
 def posemb_sincos(
-    time: Float[Array, "b"], width: int, *, min_period: float = 4e-3, max_period: float = 4.0
+    time: Float[ArrayLike, "b"], width: int, *, min_period: float = 4e-3, max_period: float = 4.0
 ) -> Float[Array, "b w"]:
     """Sine–cosine embedding of a scalar per example: all sines first, then all cosines.
 

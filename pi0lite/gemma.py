@@ -29,7 +29,7 @@ from pi0lite.init import fan_in_normal, normal
 from pi0lite.masks import MASK_VALUE
 from pi0lite.norms import RMSNorm, make_norm, rms_norm  # noqa: F401  (rms_norm re-exported)
 
-KVCache = tuple[Float[Array, "l b s k h"], Float[Array, "l b s k h"]]
+KVCache = tuple[Float[Array, "l b _s k h"], Float[Array, "l b _s k h"]]  # _s: fewer slots than s when prepended
 ROPE_BASE = 10_000.0
 
 

@@ -24,7 +24,9 @@ from jaxtyping import Array, ArrayLike, Bool, Int
 MASK_VALUE = -2.3819763e38
 
 
-def make_attn_mask(input_mask: Bool[ArrayLike, "b n"], ar_mask: Int[ArrayLike, "*b n"]) -> Bool[Array, "b n n"]:
+def make_attn_mask(
+    input_mask: Bool[ArrayLike, "b n"], ar_mask: Bool[ArrayLike, "*b n"] | Int[ArrayLike, "*b n"]
+) -> Bool[Array, "b n n"]:
     """Return ``[b, n, n]`` bool: ``mask[b, i, j]`` is True iff query i may attend to key j."""
     input_mask = jnp.asarray(input_mask, bool)
     ar_mask = jnp.broadcast_to(jnp.asarray(ar_mask), input_mask.shape)

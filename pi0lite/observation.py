@@ -7,6 +7,7 @@ horizon · d action dims.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Mapping
 
 import jax
@@ -113,6 +114,9 @@ def check_batch_sizes(obs: "Observation") -> None:
         raise ValueError(f"observation fields disagree on the batch size — {detail}")
 
 
+# no_type_check: JAX rebuilds registered pytrees with placeholder leaves (None, tracers' specs), so
+# the field annotations document the shapes; a jaxtyping hook must not check the generated __init__.
+@typing.no_type_check
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Observation:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from pi0lite import flow
 from pi0lite.config import Pi0Config
@@ -134,7 +134,7 @@ class Pi0(nnx.Module):
         self,
         key: jax.Array,
         obs: Observation,
-        actions: Float[Array, "b h _d"],
+        actions: Float[ArrayLike, "b h _d"],
         *,
         noise: Float[Array, "b h d"] | None = None,
         time: Float[Array, "b"] | None = None,
@@ -179,7 +179,8 @@ class Pi0(nnx.Module):
         return kv_cache, prefix_mask
 
     def velocity_cached(
-        self, obs: Observation, kv_cache: KVCache, prefix_mask: Bool[Array, "b p"], x_t, time
+        self, obs: Observation, kv_cache: KVCache, prefix_mask: Bool[Array, "b p"], x_t: Float[Array, "b h d"],
+        time: Float[Array, "b"],
     ) -> Float[Array, "b h d"]:
         """Suffix-only pass against the cached prefix: the cost of one Euler step."""
         suffix, suffix_mask, suffix_ar = self.embed_suffix(obs, x_t, time)

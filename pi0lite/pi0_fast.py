@@ -18,10 +18,12 @@ into the same cache slot for every row, as openpi does.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
@@ -75,6 +77,7 @@ OPENPI_FAST_DUMMY = Pi0FastConfig(
 )
 
 
+@typing.no_type_check  # a pytree rebuilt by JAX with placeholder leaves (see Observation)
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class FastObservation(Observation):
@@ -134,7 +137,7 @@ class Pi0Fast(nnx.Module):
 
     # --- training ------------------------------------------------------------------------
 
-    def pre_logits(self, obs: Observation) -> Float[Array, "b l-1 w"]:
+    def pre_logits(self, obs: Observation) -> Float[Array, "b _ w"]:
         """Final-norm outputs at text slots ``0 … l−2`` (each predicts the next text token)."""
         tokens, input_mask, ar = self.embed_inputs(obs)
         attn = make_attn_mask(input_mask, ar)[:, :-1, :-1]
@@ -143,7 +146,7 @@ class Pi0Fast(nnx.Module):
         (out,), _ = self.llm([tokens[:, :-1]], positions=positions, mask=attn)
         return out[:, -(self.config.max_token_len - 1) :]
 
-    def token_logp(self, obs: Observation) -> tuple[Float[Array, "b l-1"], Float[Array, "b l-1 v"]]:
+    def token_logp(self, obs: Observation) -> tuple[Float[Array, "b _"], Float[Array, "b _ v"]]:
         """log p(text token j+1 | everything before) for the text slots, and the full log-probs."""
         L = self.config.max_token_len
         logits = self.llm.embedder.decode(self.pre_logits(obs)).astype(jnp.float32)
@@ -202,13 +205,14 @@ class Pi0Fast(nnx.Module):
         )
         return tokens
 
-    def sample_actions(self, key: jax.Array | None, obs: Observation, prompt, *, max_steps: int = 256, temperature: float = 0.0, zero_invalid: bool = False, **kwargs):
+    def sample_actions(
+        self, key: jax.Array | None, obs: Observation, prompt, *, max_steps: int = 256, temperature: float = 0.0,
+        zero_invalid: bool = False, **kwargs,
+    ) -> tuple[Float[np.ndarray, "b h d"], Bool[np.ndarray, "b"], Int[Array, "b t"]]:
         """Generate, then turn tokens back into actions: ``(actions [b, h, d], valid [b], tokens)``.
 
         ``prompt`` is the :class:`pi0lite.fast.prompt.FastPrompt` the model was trained with.
         """
-        import numpy as np
-
         if prompt.text.eos_id != self.config.eos_id:
             raise ValueError(f"the text tokenizer's eos_id ({prompt.text.eos_id}) differs from config.eos_id ({self.config.eos_id})")
         tokens = self.generate(key, obs, max_steps=max_steps, temperature=temperature, **kwargs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from pi0lite.config import VisionConfig
 from pi0lite.init import fan_in_normal
@@ -37,7 +37,7 @@ _normal = fan_in_normal
 
 
 def embed_patches(
-    images: Float[Array, "b y x c"], kernel: Float[Array, "patch patch c w"], bias: Float[Array, " w"]
+    images: Float[ArrayLike, "b y x c"], kernel: Float[ArrayLike, "patch patch c w"], bias: Float[ArrayLike, " w"]
 ) -> Float[Array, "b p w"]:
     """Cut images into non-overlapping ``patch × patch`` squares and map each linearly to ``w`` numbers.
 

@@ -23,24 +23,25 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Bool, Int
+from jaxtyping import Array, Bool, Float, Int, Shaped
 
+from pi0lite.gemma import KVCache
 from pi0lite.masks import make_attn_mask, make_positions
 
 
-def left_to_right_align(x: Array, mask: Bool[Array, "b n"]) -> Array:
+def left_to_right_align(x: Shaped[Array, "b n *rest"], mask: Bool[Array, "b n"]) -> Shaped[Array, "b n *rest"]:
     """Roll each row left by ``last valid index + 1`` so its valid tokens end at the right edge."""
     last = mask.shape[1] - jnp.argmax(mask[:, ::-1], axis=1)  # index after the last valid token
     return jax.vmap(lambda row, shift: jnp.roll(row, -shift, axis=0))(x, last)
 
 
-def align_prompt(model, obs):
+def align_prompt(model, obs) -> tuple[Float[Array, "b n w"], Bool[Array, "b n"], Shaped[Array, "b n"]]:
     """Embedded prompt, right-aligned: ``(tokens [b,n,w], input_mask [b,n], ar [b,n])``."""
     tokens, mask, ar = model.embed_inputs(obs)
     return left_to_right_align(tokens, mask), left_to_right_align(mask, mask), left_to_right_align(ar, mask)
 
 
-def prefill(model, obs, max_steps: int):
+def prefill(model, obs, max_steps: int) -> tuple[Float[Array, "b v"], KVCache, Bool[Array, "b n"]]:
     """Run the prompt once into a cache of ``n + max_steps`` slots; return logits of its last token."""
     tokens, mask, ar = align_prompt(model, obs)
     b, n = mask.shape
@@ -52,7 +53,10 @@ def prefill(model, obs, max_steps: int):
     return logits, kv, mask
 
 
-def decode_step(model, token: Int[Array, "b"], kv, mask: Bool[Array, "b n"], step, *, position_offset: int):
+def decode_step(
+    model, token: Int[Array, "b"], kv: KVCache, mask: Bool[Array, "b n"], step: int | Int[Array, ""], *,
+    position_offset: int | Int[Array, ""],
+) -> tuple[Float[Array, "b v"], KVCache]:
     """Feed token ``step`` (already chosen) and return the logits for the next one and the cache."""
     b, n = mask.shape
     slots = kv[0].shape[2]
@@ -66,7 +70,7 @@ def decode_step(model, token: Int[Array, "b"], kv, mask: Bool[Array, "b n"], ste
     return model.llm.embedder.decode(out)[:, 0].astype(jnp.float32), kv
 
 
-def _pick(logits, key, temperature: float):
+def _pick(logits: Float[Array, "b v"], key: jax.Array, temperature: float) -> Int[Array, "b"]:
     if temperature == 0.0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     return jax.random.categorical(key, logits / temperature, axis=-1).astype(jnp.int32)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from jaxtyping import Bool, Float, Int
+from jaxtyping import ArrayLike, Bool, Float, Int
 
 from pi0lite.fast import FastTokenizer
 
@@ -55,7 +55,7 @@ class CharTokenizer:
             raise ValueError(f"CharTokenizer: characters {bad!r} in {text!r} are not in the vocabulary")
         return [self.bos_id] + [self._index[c] for c in text]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int] | Int[ArrayLike, "_t"]) -> str:
         n = len(self._chars)
         return "".join(self._chars[i - self._first] for i in map(int, ids) if 0 <= i - self._first < n)
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import pathlib
 from typing import Mapping
 
+import jax
 import numpy as np
 from flax import nnx
 
 
 
-def _flatten(tree: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
+def _flatten(tree: Mapping, prefix: str = "") -> dict[str, np.ndarray | jax.Array]:
     flat = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"

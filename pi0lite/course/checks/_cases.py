@@ -47,8 +47,8 @@ def _as_array(value: Any, what: str, case: str, fn_name: str) -> np.ndarray:
 def _close(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> np.ndarray:
     """Elementwise agreement; NaN never agrees (a NaN is always a bug in these exercises)."""
     if expected.dtype == bool or got.dtype == bool:
-        return got == expected
-    return np.isclose(got.astype(np.float64), expected.astype(np.float64), atol=atol, rtol=rtol)
+        return np.asarray(got == expected)
+    return np.asarray(np.isclose(got.astype(np.float64), expected.astype(np.float64), atol=atol, rtol=rtol))
 
 
 def _matches(got: np.ndarray, other: Any, atol: float, rtol: float) -> bool:
