@@ -186,3 +186,12 @@ def test_second_run_into_one_directory_stops_at_once(arrays, tmp_path):
         holder.kill()
         holder.wait(timeout=60)
     assert train(SMALL, CFG, arrays, ckpt_dir=tmp_path, progress=False).history.shape == (8, 2)
+
+
+def test_batch_observation_uses_the_models_image_conversion(arrays):
+    """One uint8 → [−1, 1] conversion (the Observation's), also inside jit."""
+    batch = {k: jnp.asarray(v[:3]) for k, v in arrays.items()}
+    want = np.asarray(arrays["images"][:3], np.float64) / 255.0 * 2.0 - 1.0
+    eager = batch_observation(batch, "cam").images["cam"]
+    traced = jax.jit(lambda b: batch_observation(b, "cam").images["cam"])(batch)
+    assert eager.dtype == jnp.float32 and np.allclose(eager, want, atol=1e-6) and np.allclose(traced, want, atol=1e-6)

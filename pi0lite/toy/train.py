@@ -95,11 +95,11 @@ def training_keys(seed: int) -> tuple[jax.Array, jax.Array]:
 
 
 def batch_observation(batch: dict, image_key: str) -> Observation:
-    """uint8 images → [−1, 1]; everything else is already normalised and padded."""
-    images = batch["images"].astype(jnp.float32) / 255.0 * 2.0 - 1.0
-    b = images.shape[0]
+    """The batch as an :class:`Observation`: the uint8 images are mapped to [−1, 1] by the
+    Observation itself (the model's one conversion); state and prompts are already prepared."""
+    b = batch["images"].shape[0]
     return Observation(
-        images={image_key: images}, image_masks={image_key: jnp.ones((b,), bool)}, state=batch["state"],
+        images={image_key: batch["images"]}, image_masks={image_key: jnp.ones((b,), bool)}, state=batch["state"],
         tokenized_prompt=batch["tokens"], tokenized_prompt_mask=batch["token_mask"],
     )
 
