@@ -1,4 +1,4 @@
-"""Mixed precision training (issue 12 §3): ``Pi0Config.dtype="bfloat16"`` keeps parameters and optimiser state
+"""Mixed precision training (issue 12 §3): ``Pi0Config.dtype="bfloat16"`` keeps parameters and optimiser state in float32;
 matmuls and activations run in bfloat16, norms / softmax / RoPE / the loss in float32.
 
 Tolerances: openpi measured a 0.02 % bf16-vs-f32 gap on the mean loss at the dummy sizes
