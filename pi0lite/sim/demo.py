@@ -1,6 +1,6 @@
 """``make sim-demo``: Meta-World demonstrations, pi0 and the MSE baseline, per-task evaluation.
 
-    python -m pi0lite.sim.demo --out outputs/sim [--steps 3000] [--episodes 50] [--eval-episodes 20]
+    python -m pi0lite.sim.demo --out outputs/sim [--steps 2000] [--episodes 50] [--eval-episodes 20]
 
 1. Collects ``--episodes`` scripted-expert episodes per task through the adapter (cached in
    ``--cache``; a second run reuses them), one worker process per core.
@@ -123,8 +123,8 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="outputs/sim")
     p.add_argument("--cache", default=None, help="demonstration cache folder (default: OUT/cache)")
     p.add_argument("--episodes", type=int, default=50, help="expert episodes per task")
-    p.add_argument("--steps", type=int, default=3000, help="optimiser steps per policy (cosine ends here)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=2000, help="optimiser steps per policy (cosine ends here)")
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per task (>= 20)")
     p.add_argument("--execute", type=int, default=None, help="actions executed per replan (default: the policy's)")
