@@ -46,7 +46,7 @@ $(IPYWIDGETS7)/.installed: | $(PY)
 
 # Lint (ruff: pyflakes + unused noqa), unit tests (with the browser tests: the explorers in JupyterLab,
 # a 3-notebook build of the site), then every notebook (solutions and student copies) under nbval.
-test: install test-deps
+test: install egl test-deps
 	$(VENV)/bin/ruff check pi0lite tests tools benchmarks
 	$(PY) -m pytest -q tests
 	$(NBVAL)
