@@ -40,7 +40,7 @@ def target_velocity(noise: Float[Array, "b h d"], actions: Float[Array, "b h d"]
     return noise - actions
 
 
-def euler_step(x_t: Float[Array, "b h d"], v_t: Float[Array, "b h d"], dt: float) -> Float[Array, "b h d"]:
+def euler_step(x_t: Float[Array, "b h d"], v_t: Float[Array, "b h d"], dt: float | Float[Array, ""]) -> Float[Array, "b h d"]:
     """One Euler step ``x + dt·v``; sampling uses ``dt = −1/num_steps`` (moving from noise to data)."""
     return x_t + dt * v_t
 

@@ -29,7 +29,8 @@ from pi0lite.init import fan_in_normal, normal
 from pi0lite.masks import MASK_VALUE
 from pi0lite.norms import RMSNorm, make_norm, rms_norm  # noqa: F401  (rms_norm re-exported)
 
-KVCache = tuple[Float[Array, "l b _s k h"], Float[Array, "l b _s k h"]]  # _s: fewer slots than s when prepended
+# _s: a prepended cache has fewer slots than the mask's keys s; _h: "h" is the action horizon in pi0
+KVCache = tuple[Float[Array, "l b _s k _h"], Float[Array, "l b _s k _h"]]
 ROPE_BASE = 10_000.0
 
 

@@ -14,6 +14,8 @@ tokens are valid. All-zero ``ar_mask`` is full bidirectional attention; all-one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Int
@@ -25,7 +27,7 @@ MASK_VALUE = -2.3819763e38
 
 
 def make_attn_mask(
-    input_mask: Bool[ArrayLike, "b n"], ar_mask: Bool[ArrayLike, "*b n"] | Int[ArrayLike, "*b n"]
+    input_mask: Bool[ArrayLike, "b n"], ar_mask: Bool[ArrayLike, "*b n"] | Int[ArrayLike, "*b n"] | Sequence[int]
 ) -> Bool[Array, "b n n"]:
     """Return ``[b, n, n]`` bool: ``mask[b, i, j]`` is True iff query i may attend to key j."""
     input_mask = jnp.asarray(input_mask, bool)

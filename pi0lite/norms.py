@@ -30,7 +30,7 @@ def rms_norm(x: Float[Array, "... d"], scale: Float[Array, "d"]) -> Float[Array,
 
 
 def ada_rms_norm(
-    x: Float[Array, "b t d"], cond: Float[Array, "b c"], kernel: Float[Array, "c 3d"], bias: Float[Array, "3d"]
+    x: Float[Array, "b t d"], cond: Float[Array, "b c"], kernel: Float[Array, "c 3*d"], bias: Float[Array, "3*d"]
 ) -> tuple[Float[Array, "b t d"], Float[Array, "b 1 d"]]:
     """Adaptive RMSNorm: returns the normed tokens and the residual gate."""
     modulation = (cond.astype(x.dtype) @ kernel.astype(x.dtype) + bias.astype(x.dtype))[:, None, :]

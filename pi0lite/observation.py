@@ -13,7 +13,7 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from pi0lite.config import Pi0Config
 
@@ -39,7 +39,8 @@ def _check_finite(name: str, x) -> None:
         )
 
 
-def image_to_model(name: str, image) -> Float[Array, "b y x 3"]:
+@typing.no_type_check  # pytree placeholders (not arrays) pass through unchanged, see below
+def image_to_model(name: str, image) -> Float[ArrayLike, "b y x 3"]:
     """A camera image as the model wants it: float32 in [−1, 1].
 
     uint8 is mapped with ``x/255·2 − 1`` (openpi's conversion); float images must already be in
@@ -237,7 +238,7 @@ def validate_actions(cfg: Pi0Config, actions, batch_size: int, name: str = "acti
         raise ValueError(f"{name} contain NaN or inf (first at index {bad}), shape {shape}")
 
 
-def pad_to_dim(x: Float[Array, "... s"], dim: int) -> Float[Array, "... d"]:
+def pad_to_dim(x: Float[ArrayLike, "... s"], dim: int) -> Float[Array, "... d"]:
     """Zero-pad the last axis up to ``dim`` (openpi's ``pad_to_dim``); never truncates."""
     if x.shape[-1] > dim:
         raise ValueError(f"cannot pad last axis of shape {x.shape} down to {dim}")

@@ -4,12 +4,36 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pkgutil
+
+import warnings
 
 import pytest
+from beartype.roar import BeartypeDecorHintPep585DeprecationWarning
+from jaxtyping import install_import_hook
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Every annotated function of the model modules, fast/ and openpi/ is checked at call time (shapes
+# and dtypes, consistent axis sizes across arguments) by beartype for the whole test session (this
+# must run before anything imports pi0lite). course/ and toy/ are left out: their plotting and
+# teaching helpers take looser inputs than their annotations state. PI0LITE_TYPECHECK=0 turns the
+# hook off (to time the difference).
+TYPECHECKED = sorted(
+    f"pi0lite.{m.name}" for m in pkgutil.iter_modules([str(REPO / "pi0lite")]) if m.name not in ("course", "toy", "demo")
+)
+if os.environ.get("PI0LITE_TYPECHECK", "1") != "0":
+    # beartype with the PEP 484 numeric tower: an int is accepted where a float is annotated
+    install_import_hook(TYPECHECKED, "beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True))")
+    # beartype nags about typing.Sequence (PEP 585); the hints are right, only their spelling is old
+    warnings.filterwarnings("ignore", category=BeartypeDecorHintPep585DeprecationWarning)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("filterwarnings", "ignore::beartype.roar.BeartypeDecorHintPep585DeprecationWarning")
+
 SHARED = pathlib.Path(os.environ.get("PI0LITE_SHARED", REPO.parent / "shared"))
 
 
