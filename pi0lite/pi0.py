@@ -136,8 +136,8 @@ class Pi0(nnx.Module):
         obs: Observation,
         actions: Float[ArrayLike, "b h _d"],
         *,
-        noise: Float[Array, "b h d"] | None = None,
-        time: Float[Array, "b"] | None = None,
+        noise: Float[ArrayLike, "b h d"] | None = None,
+        time: Float[ArrayLike, "b"] | None = None,
     ) -> Float[Array, "b h"]:
         """Flow-matching loss per example and step: ``mean_d (v_t − (noise − actions))²``.
 
@@ -154,6 +154,7 @@ class Pi0(nnx.Module):
             noise = jax.random.normal(noise_key, actions.shape)
         if time is None:
             time = flow.sample_time(time_key, b)
+        noise, time = jnp.asarray(noise, jnp.float32), jnp.asarray(time, jnp.float32)  # numpy in: jax from here
         validate_actions(cfg, noise, b, "noise")
         if noise.shape != actions.shape:
             raise ValueError(f"noise must have shape {actions.shape}, got {noise.shape}")
@@ -199,7 +200,7 @@ class Pi0(nnx.Module):
         obs: Observation,
         *,
         num_steps: int = 10,
-        noise: Float[Array, "b h d"] | None = None,
+        noise: Float[ArrayLike, "b h d"] | None = None,
         use_cache: bool = True,
         return_trajectory: bool = False,
     ):

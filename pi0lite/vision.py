@@ -135,7 +135,7 @@ class SigLIP(nnx.Module):
         self.Transformer = Encoder(cfg, rngs=rngs)
         self.head = Dense((w, out_width), (out_width,), w, rngs=rngs)
 
-    def __call__(self, images: Float[Array, "b y x c"], *, record_attention: bool = False) -> Float[Array, "b p o"]:
+    def __call__(self, images: Float[ArrayLike, "b y x c"], *, record_attention: bool = False) -> Float[Array, "b p o"]:
         s = self.cfg.image_size
         if images.ndim != 4 or images.shape[1:] != (s, s, 3):
             raise ValueError(f"images must be [batch, {s}, {s}, 3], got {tuple(images.shape)}")
