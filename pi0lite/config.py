@@ -31,8 +31,9 @@ def require_positive(obj, *names: str) -> None:
 class GemmaConfig:
     """One Gemma expert (a stack of pre-norm transformer blocks).
 
-    width: model width D; depth: number of blocks; mlp_dim: GeGLU hidden size F;
-    num_heads: query heads N; num_kv_heads: key/value heads K (1 = multi-query); head_dim: Hd.
+    width: model width d; depth: number of blocks l; mlp_dim: GeGLU hidden size f;
+    num_heads: query heads n; num_kv_heads: key/value heads k (1 = multi-query); head_dim: h
+    (letters of the legend in :mod:`pi0lite`).
     """
 
     width: int

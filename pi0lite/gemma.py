@@ -1,21 +1,25 @@
-"""Gemma blocks and the mixture of transformers (two experts, one shared attention).
+"""Gemma blocks and the mixture of transformers (experts with their own weights, one shared attention).
 
-Axis letters
-------------
-b batch · t query tokens (this call) · s key tokens (cache + this call) · d model width ·
-n query heads · k key/value heads · g query heads per kv head (n = k·g) · h head dim ·
-f feed-forward hidden size · l layer (depth) · v vocabulary.
+Axis letters (the package legend, :mod:`pi0lite`): b batch · t tokens of this call (queries) ·
+s key/value tokens (cache + this call) · d expert width · n query heads · k key/value heads ·
+g query heads per kv head (n = k·g) · h head dim · f feed-forward hidden size · l layers ·
+v vocabulary · c adaRMS condition width.
 
-Every expert ``i`` owns all of its weights (norms, q/k/v/out projections, feed-forward) but in
-every layer the queries, keys and values of all experts are concatenated along the sequence and
-go through **one** attention. Expert 0 (the VLM) has no name suffix; expert ``i ≥ 1`` uses the
-suffix ``_i`` (``q_einsum_1``, ``mlp_1``, ``final_norm_1``), exactly like openpi, so openpi
-parameters load unchanged. Layer weights carry a leading depth axis ``l`` (openpi's scanned
-layout); the forward pass walks the layers with a plain Python loop, which reads like the maths.
+``Gemma.experts[i]`` (an :class:`Expert`) holds **all** weights of expert ``i`` — norms, q/k/v/out
+projections, feed-forward, final norm — stacked over depth (a leading ``l`` axis, openpi's scanned
+layout). In every layer the queries, keys and values of all experts are concatenated along the
+sequence and go through **one** attention (:meth:`Gemma.attention`); each expert then applies its
+own output projection to its slice. The forward pass walks the layers with a plain Python loop,
+which reads like the maths.
+
+openpi stores the same weights under one ``layers`` tree with a name suffix per expert
+(``layers/attn/q_einsum_1/w`` for ``experts/1/attn/q_einsum/w``); :mod:`pi0lite.openpi.io`
+translates between the two at the I/O boundary, so openpi checkpoints load unchanged.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import einops
@@ -27,10 +31,18 @@ from jaxtyping import Array, Bool, Float, Int
 from pi0lite.config import GemmaConfig
 from pi0lite.init import fan_in_normal, normal
 from pi0lite.masks import MASK_VALUE
-from pi0lite.norms import RMSNorm, make_norm, rms_norm  # noqa: F401  (rms_norm re-exported)
+from pi0lite.norms import make_norm, rms_norm
 
-# _s: a prepended cache has fewer slots than the mask's keys s; _h: "h" is the action horizon in pi0
-KVCache = tuple[Float[Array, "l b _s k _h"], Float[Array, "l b _s k _h"]]
+__all__ = [
+    "Embedder", "Expert", "ExpertAttention", "FeedForward", "Gemma", "KVCache", "LayerKV",
+    "apply_rope", "attention_weights", "check_experts_agree", "rms_norm",
+]
+
+#: Keys and values of every layer: ``(k, v)``, each ``[l, b, s, k, h]`` (``_s``: a cache that is
+#: prepended has fewer slots than the mask's keys ``s``).
+KVCache = tuple[Float[Array, "l b _s k h"], Float[Array, "l b _s k h"]]
+#: Keys and values of one layer: ``(k, v)``, each ``[b, s, k, h]`` (``_s`` as above).
+LayerKV = tuple[Float[Array, "b _s k h"], Float[Array, "b _s k h"]]
 ROPE_BASE = 10_000.0
 
 
@@ -61,37 +73,61 @@ def attention_weights(
     """
     num_kv, length = k.shape[2], q.shape[1]
     q = einops.rearrange(q, "b t (k g) h -> b k (g t) h", k=num_kv)
-    logits = jnp.einsum("bkqh,bskh->bkqs", q, k, preferred_element_type=jnp.float32)
+    logits = jnp.einsum("bkqh,bskh->bkqs", q, k, preferred_element_type=jnp.float32)  # q = (g t)
     logits = einops.rearrange(logits, "b k (g t) s -> b (k g) t s", t=length)
     logits = jnp.where(mask[:, None, :, :], logits, MASK_VALUE)
     return jax.nn.softmax(logits, axis=-1)
 
 
-def gelu_tanh(x):
+def attend(probs: Float[Array, "b n t s"], v: Float[Array, "b s k h"]) -> Float[Array, "b t n h"]:
+    """The probability-weighted sum of values; each kv head serves its g query heads."""
+    length = probs.shape[2]
+    grouped = einops.rearrange(probs.astype(v.dtype), "b (k g) t s -> b k (g t) s", k=v.shape[2])
+    out = jnp.einsum("bkqs,bskh->bkqh", grouped, v)  # q = (g t)
+    return einops.rearrange(out, "b k (g t) h -> b t (k g) h", t=length)
+
+
+def gelu_tanh(x: Float[Array, "*any"]) -> Float[Array, "*any"]:
     return jax.nn.gelu(x, approximate=True)
 
 
-# --- parameter holders ---------------------------------------------------------------------
+def check_experts_agree(configs: Sequence[GemmaConfig]) -> None:
+    """The experts share one attention per layer: same depth, heads, kv heads and head dim."""
+    if not configs:
+        raise ValueError("Gemma needs at least one expert config, got none")
 
-_init = fan_in_normal
+    def shared(c: GemmaConfig) -> dict[str, int]:
+        return {"depth": c.depth, "num_heads": c.num_heads, "num_kv_heads": c.num_kv_heads, "head_dim": c.head_dim}
+
+    first = shared(configs[0])
+    for i, c in enumerate(configs[1:], start=1):
+        for name, value in shared(c).items():
+            if value != first[name]:
+                raise ValueError(
+                    f"expert {i} has {name}={value} but expert 0 has {name}={first[name]}: experts share one "
+                    "attention per layer, so depth, num_heads, num_kv_heads and head_dim must agree"
+                )
+
+
+# --- parameter holders ---------------------------------------------------------------------
 
 
 class Einsum(nnx.Module):
     """A weight ``w`` used in an einsum (openpi's name for every Gemma projection)."""
 
     def __init__(self, shape: tuple[int, ...], fan_in: int, *, rngs: nnx.Rngs):
-        self.w = _init(rngs, shape, fan_in)
+        self.w = fan_in_normal(rngs, shape, fan_in)
 
 
 class FeedForward(nnx.Module):
     """GeGLU: ``(gelu_tanh(x·G₀) ⊙ (x·G₁))·W``, weights stacked over layers."""
 
     def __init__(self, depth: int, width: int, mlp_dim: int, *, rngs: nnx.Rngs):
-        self.gating_einsum = _init(rngs, (depth, 2, width, mlp_dim), width)
-        self.linear = _init(rngs, (depth, mlp_dim, width), mlp_dim)
+        self.gating_einsum = fan_in_normal(rngs, (depth, 2, width, mlp_dim), width)
+        self.linear = fan_in_normal(rngs, (depth, mlp_dim, width), mlp_dim)
 
     def __call__(self, x: Float[Array, "b t d"], layer: int) -> Float[Array, "b t d"]:
-        gate, up = jnp.einsum("btd,cdf->cbtf", x, self.gating_einsum[layer].astype(x.dtype))
+        gate, up = jnp.einsum("btd,cdf->cbtf", x, self.gating_einsum[layer].astype(x.dtype))  # c = 2: gate, up
         return jnp.einsum("btf,fd->btd", gelu_tanh(gate) * up, self.linear[layer].astype(x.dtype))
 
 
@@ -111,117 +147,42 @@ class Embedder(nnx.Module):
         return jnp.einsum("btd,vd->btv", x.astype(jnp.float32), table)
 
 
-def _suffix(i: int) -> str:
-    return "" if i == 0 else f"_{i}"
+class ExpertAttention(nnx.Module):
+    """One expert's attention projections for every layer (the attention itself is shared)."""
+
+    def __init__(self, c: GemmaConfig, *, rngs: nnx.Rngs):
+        l, n, k, h, d = c.depth, c.num_heads, c.num_kv_heads, c.head_dim, c.width
+        self.q_einsum = Einsum((l, n, d, h), d, rngs=rngs)
+        self.kv_einsum = Einsum((l, 2, k, d, h), d, rngs=rngs)
+        self.attn_vec_einsum = Einsum((l, n, h, d), n * h, rngs=rngs)
+
+    def qkv(
+        self, x: Float[Array, "b t d"], layer: int
+    ) -> tuple[Float[Array, "b t n h"], Float[Array, "b t k h"], Float[Array, "b t k h"]]:
+        """This expert's queries, keys and values (before RoPE) for its own tokens."""
+        q = jnp.einsum("btd,ndh->btnh", x, self.q_einsum.w[layer].astype(x.dtype))
+        k, v = jnp.einsum("btd,ckdh->cbtkh", x, self.kv_einsum.w[layer].astype(x.dtype))  # c = 2: k, v
+        return q, k, v
+
+    def out(self, y: Float[Array, "b t n h"], layer: int) -> Float[Array, "b t d"]:
+        """Heads back to this expert's width."""
+        return jnp.einsum("btnh,nhd->btd", y, self.attn_vec_einsum.w[layer].astype(y.dtype))
 
 
-class Attention(nnx.Module):
-    """Per-expert q/k/v/out projections for every layer; the attention itself is shared."""
+class Expert(nnx.Module):
+    """All weights of one expert: pre-norm blocks stacked over depth, then a final norm.
 
-    def __init__(self, configs: Sequence[GemmaConfig], *, rngs: nnx.Rngs):
-        self.num_experts = len(configs)
-        for i, c in enumerate(configs):
-            l, n, k, h, d = c.depth, c.num_heads, c.num_kv_heads, c.head_dim, c.width
-            setattr(self, "q_einsum" + _suffix(i), Einsum((l, n, d, h), d, rngs=rngs))
-            setattr(self, "kv_einsum" + _suffix(i), Einsum((l, 2, k, d, h), d, rngs=rngs))
-            setattr(self, "attn_vec_einsum" + _suffix(i), Einsum((l, n, h, d), n * h, rngs=rngs))
+    ``adarms=True`` (pi0.5's action expert) makes every norm adaptive (:class:`pi0lite.norms.AdaRMSNorm`).
+    """
 
-    def weights(self, i: int, layer: int):
-        s = _suffix(i)
-        return tuple(getattr(self, name + s).w[layer] for name in ("q_einsum", "kv_einsum", "attn_vec_einsum"))
-
-    def __call__(self, xs, layer, positions, mask, cache, cache_index, record):
-        """One shared attention over the concatenated experts; returns per-expert outputs and (k, v)."""
-        qs, ks, vs, lengths = [], [], [], []
-        for i, x in enumerate(xs):
-            if x is None:
-                continue
-            wq, wkv, _ = self.weights(i, layer)
-            qs.append(jnp.einsum("btd,ndh->btnh", x, wq.astype(x.dtype)))
-            k, v = jnp.einsum("btd,ckdh->cbtkh", x, wkv.astype(x.dtype))
-            ks.append(k)
-            vs.append(v)
-            lengths.append(x.shape[1])
-        q, k, v = (jnp.concatenate(a, axis=1) for a in (qs, ks, vs))  # expert order: prefix first
-        q = apply_rope(q, positions) * q.shape[-1] ** -0.5  # scale after RoPE (openpi)
-        k = apply_rope(k, positions)
-        if cache is not None:
-            k_cache, v_cache = cache
-            if cache_index is None:  # prepend the cached keys/values (pi0 suffix steps)
-                k = jnp.concatenate([k_cache.astype(k.dtype), k], axis=1)
-                v = jnp.concatenate([v_cache.astype(v.dtype), v], axis=1)
-            else:  # write into a fixed-size buffer (autoregressive decoding, static shapes)
-                k = jax.lax.dynamic_update_slice_in_dim(k_cache.astype(k.dtype), k, cache_index, axis=1)
-                v = jax.lax.dynamic_update_slice_in_dim(v_cache.astype(v.dtype), v, cache_index, axis=1)
-        if mask.shape != (q.shape[0], q.shape[1], k.shape[1]):
-            raise ValueError(
-                f"attention mask must be [batch, queries, keys] = {(q.shape[0], q.shape[1], k.shape[1])}, "
-                f"got {mask.shape}"
-            )
-        probs = attention_weights(q, k, mask)
-        if record:
-            self.sow(nnx.Intermediate, "attn_probs", probs)
-        probs = einops.rearrange(probs.astype(v.dtype), "b (k g) t s -> b k (g t) s", k=k.shape[2])
-        out = jnp.einsum("bkqs,bskh->bkqh", probs, v)
-        out = einops.rearrange(out, "b k (g t) h -> b t (k g) h", t=q.shape[1])
-        outs, start = [], 0
-        for i, x in enumerate(xs):
-            if x is None:
-                outs.append(None)
-                continue
-            _, _, wo = self.weights(i, layer)
-            piece = out[:, start : start + x.shape[1]]
-            outs.append(jnp.einsum("btnh,nhd->btd", piece, wo.astype(x.dtype)))
-            start += x.shape[1]
-        return outs, (k, v)
-
-
-class Layers(nnx.Module):
-    """All transformer blocks of all experts, weights stacked over depth (openpi's ``layers``)."""
-
-    def __init__(self, configs: Sequence[GemmaConfig], adarms: Sequence[bool], *, rngs: nnx.Rngs):
-        self.attn = Attention(configs, rngs=rngs)
-        for i, (c, ada) in enumerate(zip(configs, adarms)):
-            s = _suffix(i)
-            setattr(self, "pre_attention_norm" + s, make_norm((c.depth,), c.width, ada))
-            setattr(self, "pre_ffw_norm" + s, make_norm((c.depth,), c.width, ada))
-            setattr(self, "mlp" + s, FeedForward(c.depth, c.width, c.mlp_dim, rngs=rngs))
-
-    def block(self, xs, conds, layer, positions, mask, cache, cache_index, record):
-        """One pre-norm block: ``x + attn(norm(x))``, then ``x + ffw(norm(x))``, per expert.
-
-        With adaRMS (pi0.5) each sub-layer output is multiplied by the norm's gate first.
-        """
-        normed, gates = [], []
-        for i, (x, cond) in enumerate(zip(xs, conds)):
-            y, gate = (None, None) if x is None else getattr(self, "pre_attention_norm" + _suffix(i))(x, layer, cond)
-            normed.append(y)
-            gates.append(gate)
-        attn_out, kv = self.attn(normed, layer, positions, mask, cache, cache_index, record)
-        new_xs = []
-        for i, (x, y, gate, cond) in enumerate(zip(xs, attn_out, gates, conds)):
-            if x is None:
-                new_xs.append(None)
-                continue
-            s = _suffix(i)
-            x = x + (y if gate is None else y * gate)
-            h, gate = getattr(self, "pre_ffw_norm" + s)(x, layer, cond)
-            y = getattr(self, "mlp" + s)(h, layer)
-            new_xs.append(x + (y if gate is None else y * gate))
-        return new_xs, kv
-
-
-def check_experts_agree(configs: Sequence[GemmaConfig]) -> None:
-    """The experts share one attention per layer: same depth, heads, kv heads and head dim."""
-    if not configs:
-        raise ValueError("Gemma needs at least one expert config, got none")
-    for i, c in enumerate(configs[1:], start=1):
-        for name in ("depth", "num_heads", "num_kv_heads", "head_dim"):
-            if getattr(c, name) != getattr(configs[0], name):
-                raise ValueError(
-                    f"expert {i} has {name}={getattr(c, name)} but expert 0 has {name}={getattr(configs[0], name)}: "
-                    "experts share one attention per layer, so depth, num_heads, num_kv_heads and head_dim must agree"
-                )
+    def __init__(self, config: GemmaConfig, *, attn: ExpertAttention, mlp: FeedForward, adarms: bool = False):
+        self.config = config
+        lead = (config.depth,)
+        self.pre_attention_norm = make_norm(lead, config.width, adarms)
+        self.attn = attn
+        self.pre_ffw_norm = make_norm(lead, config.width, adarms)
+        self.mlp = mlp
+        self.final_norm = make_norm((), config.width, adarms)
 
 
 class Gemma(nnx.Module):
@@ -229,7 +190,7 @@ class Gemma(nnx.Module):
 
     ``Gemma([cfg])`` is a plain single-expert Gemma (pi0-FAST); ``Gemma([vlm, action])`` is pi0's;
     ``adarms=(False, True)`` gives pi0.5's action expert adaptive norms. Only expert 0 has a
-    token embedder.
+    token embedder. The experts must agree on depth, heads, kv heads and head dim.
     """
 
     def __init__(
@@ -241,16 +202,108 @@ class Gemma(nnx.Module):
         dtype: str = "float32",
         adarms: Sequence[bool] | None = None,
     ):
-        self.configs = tuple(configs)
-        check_experts_agree(self.configs)
-        self.adarms = tuple(adarms) if adarms is not None else (False,) * len(configs)
-        if len(self.adarms) != len(self.configs):
-            raise ValueError(f"adarms needs one flag per expert ({len(configs)}), got {self.adarms}")
+        configs = tuple(configs)
+        check_experts_agree(configs)
+        adarms = tuple(adarms) if adarms is not None else (False,) * len(configs)
+        if len(adarms) != len(configs):
+            raise ValueError(f"adarms needs one flag per expert ({len(configs)}), got {adarms}")
+        self.configs = configs
+        self.adarms = adarms
         self.dtype = jnp.dtype(dtype)
         self.embedder = Embedder(vocab_size, configs[0].width, rngs=rngs)
-        self.layers = Layers(configs, self.adarms, rngs=rngs)
-        for i, (c, ada) in enumerate(zip(configs, self.adarms)):
-            setattr(self, "final_norm" + _suffix(i), make_norm((), c.width, ada))
+        # random draws in a fixed order: every expert's attention, then every expert's MLP
+        # (the order of earlier pi0lite versions, so a seed still gives the same weights)
+        attns = [ExpertAttention(c, rngs=rngs) for c in configs]
+        mlps = [FeedForward(c.depth, c.width, c.mlp_dim, rngs=rngs) for c in configs]
+        self.experts = nnx.List(
+            [Expert(c, attn=at, mlp=m, adarms=a) for c, at, m, a in zip(configs, attns, mlps, adarms)]
+        )
+
+    @property
+    def depth(self) -> int:
+        return self.configs[0].depth
+
+    def attention(
+        self,
+        xs: Sequence[Float[Array, "b _t _d"] | None],
+        *,
+        layer: int,
+        positions: Int[Array, "b t"],
+        mask: Bool[Array, "b t s"],
+        cache: LayerKV | None = None,
+        cache_index: int | Int[Array, ""] | None = None,
+        record: bool = False,
+    ) -> tuple[list[Float[Array, "b _t _d"] | None], LayerKV]:
+        """One shared attention over the concatenated experts (already normed inputs ``xs``).
+
+        ``cache``: this layer's cached keys/values. With ``cache_index=None`` they are prepended
+        (pi0's suffix steps); with an index the new keys/values are written into the fixed-size
+        buffer at that slot (autoregressive decoding, static shapes). ``record=True`` sows the
+        probabilities ``[b, n, t, s]`` as ``attn_probs`` (read them with ``nnx.capture``).
+        Returns each expert's output (None where its input is None) and this layer's ``(k, v)``.
+        """
+        present = [(expert, x) for expert, x in zip(self.experts, xs) if x is not None]
+        qkv = [expert.attn.qkv(x, layer) for expert, x in present]
+        q, k, v = (jnp.concatenate(parts, axis=1) for parts in zip(*qkv))  # expert order: prefix first
+        q = apply_rope(q, positions) * q.shape[-1] ** -0.5  # scale after RoPE (openpi)
+        k = apply_rope(k, positions)
+        if cache is not None:
+            k_cache, v_cache = cache
+            if cache_index is None:
+                k = jnp.concatenate([k_cache.astype(k.dtype), k], axis=1)
+                v = jnp.concatenate([v_cache.astype(v.dtype), v], axis=1)
+            else:
+                k = jax.lax.dynamic_update_slice_in_dim(k_cache.astype(k.dtype), k, cache_index, axis=1)
+                v = jax.lax.dynamic_update_slice_in_dim(v_cache.astype(v.dtype), v, cache_index, axis=1)
+        if mask.shape != (q.shape[0], q.shape[1], k.shape[1]):
+            raise ValueError(
+                f"attention mask must be [batch, queries, keys] = {(q.shape[0], q.shape[1], k.shape[1])}, "
+                f"got {mask.shape}"
+            )
+        probs = attention_weights(q, k, mask)
+        if record:
+            self.sow(nnx.Intermediate, "attn_probs", probs)
+        out = attend(probs, v)
+        ends = list(itertools.accumulate(x.shape[1] for _, x in present))[:-1]
+        pieces = iter(jnp.split(out, ends, axis=1))
+        outs = [None if x is None else expert.attn.out(next(pieces), layer) for expert, x in zip(self.experts, xs)]
+        return outs, (k, v)
+
+    def block(
+        self,
+        xs: Sequence[Float[Array, "b _t _d"] | None],
+        *,
+        layer: int,
+        conds: Sequence[Float[Array, "b _c"] | None],
+        positions: Int[Array, "b t"],
+        mask: Bool[Array, "b t s"],
+        cache: LayerKV | None = None,
+        cache_index: int | Int[Array, ""] | None = None,
+        record: bool = False,
+    ) -> tuple[list[Float[Array, "b _t _d"] | None], LayerKV]:
+        """One pre-norm block: ``x + attn(norm(x))``, then ``x + ffw(norm(x))``, per expert.
+
+        With adaRMS (pi0.5) each sub-layer output is multiplied by the norm's gate first.
+        """
+        normed = [
+            None if x is None else expert.pre_attention_norm(x, layer, cond)
+            for expert, x, cond in zip(self.experts, xs, conds)
+        ]
+        attn_out, kv = self.attention(
+            [None if n is None else n[0] for n in normed],
+            layer=layer, positions=positions, mask=mask, cache=cache, cache_index=cache_index, record=record,
+        )
+        new_xs = []
+        for expert, x, y, n, cond in zip(self.experts, xs, attn_out, normed, conds):
+            if x is None:
+                new_xs.append(None)
+                continue
+            gate = n[1]
+            x = x + (y if gate is None else y * gate)
+            h, gate = expert.pre_ffw_norm(x, layer, cond)
+            y = expert.mlp(h, layer)
+            new_xs.append(x + (y if gate is None else y * gate))
+        return new_xs, kv
 
     def __call__(
         self,
@@ -269,19 +322,24 @@ class Gemma(nnx.Module):
         """
         if len(xs) != len(self.configs):
             raise ValueError(f"expected {len(self.configs)} expert inputs, got {len(xs)}")
+        if all(x is None for x in xs):
+            raise ValueError("every expert input is None: nothing to run")
         for i, (x, c) in enumerate(zip(xs, self.configs)):
             if x is not None and (x.ndim != 3 or x.shape[-1] != c.width):
                 raise ValueError(f"expert {i} input must be [batch, tokens, {c.width}], got {x.shape}")
         xs = [None if x is None else x.astype(self.dtype) for x in xs]
         conds = list(adarms_cond) if adarms_cond is not None else [None] * len(xs)
         ks, vs = [], []
-        for layer in range(self.configs[0].depth):
+        for layer in range(self.depth):
             cache = None if kv_cache is None else (kv_cache[0][layer], kv_cache[1][layer])
-            xs, (k, v) = self.layers.block(xs, conds, layer, positions, mask, cache, cache_index, record_attention)
+            xs, (k, v) = self.block(
+                xs, layer=layer, conds=conds, positions=positions, mask=mask,
+                cache=cache, cache_index=cache_index, record=record_attention,
+            )
             ks.append(k)
             vs.append(v)
         outs = [
-            None if x is None else getattr(self, "final_norm" + _suffix(i))(x, None, cond)[0]  # final gate unused
-            for i, (x, cond) in enumerate(zip(xs, conds))
+            None if x is None else expert.final_norm(x, None, cond)[0]  # the final norm's gate is unused
+            for expert, x, cond in zip(self.experts, xs, conds)
         ]
         return outs, (jnp.stack(ks), jnp.stack(vs))

@@ -1,6 +1,7 @@
 """Attention masks and positions, openpi's rule.
 
-Axis letters: b batch, n sequence (queries), s sequence (keys).
+Axis letters (legend in :mod:`pi0lite`): b batch · t tokens (as queries) · s the same tokens (as keys) ·
+p prefix tokens · q suffix tokens.
 
 Every token carries two flags:
 
@@ -27,9 +28,9 @@ MASK_VALUE = -2.3819763e38
 
 
 def make_attn_mask(
-    input_mask: Bool[ArrayLike, "b n"], ar_mask: Bool[ArrayLike, "*b n"] | Int[ArrayLike, "*b n"] | Sequence[int]
-) -> Bool[Array, "b n n"]:
-    """Return ``[b, n, n]`` bool: ``mask[b, i, j]`` is True iff query i may attend to key j."""
+    input_mask: Bool[ArrayLike, "b t"], ar_mask: Bool[ArrayLike, "*b t"] | Int[ArrayLike, "*b t"] | Sequence[int]
+) -> Bool[Array, "b t t"]:
+    """Return ``[b, t, s]`` bool (s = t: the same tokens as keys): ``mask[b, i, j]`` is True iff query i may attend to key j."""
     input_mask = jnp.asarray(input_mask, bool)
     ar_mask = jnp.broadcast_to(jnp.asarray(ar_mask), input_mask.shape)
     if input_mask.ndim != 2:
@@ -40,17 +41,17 @@ def make_attn_mask(
     return block_ok & valid
 
 
-def make_positions(input_mask: Bool[ArrayLike, "b n"]) -> Int[Array, "b n"]:
+def make_positions(input_mask: Bool[ArrayLike, "b t"]) -> Int[Array, "b t"]:
     """RoPE positions ``cumsum(input_mask) - 1``: padding does not advance the count."""
     return jnp.cumsum(jnp.asarray(input_mask, jnp.int32), axis=-1) - 1
 
 
-def prefix_ar_mask(prefix_len: int) -> Bool[np.ndarray, "n"]:
+def prefix_ar_mask(prefix_len: int) -> Bool[np.ndarray, "p"]:
     """pi0/pi0.5 prefix (images + text): one bidirectional block, all False."""
     return np.zeros((prefix_len,), bool)
 
 
-def suffix_ar_mask(action_horizon: int, *, pi05: bool = False) -> Bool[np.ndarray, "n"]:
+def suffix_ar_mask(action_horizon: int, *, pi05: bool = False) -> Bool[np.ndarray, "q"]:
     """pi0 suffix ``[state, a_0 .. a_{H-1}]`` → ``[1, 1, 0, ..., 0]``; pi0.5 (no state) → ``[1, 0, ...]``.
 
     The state token opens its own block (it sees the prefix, not the actions); the action tokens

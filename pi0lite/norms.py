@@ -1,6 +1,6 @@
 """RMSNorm and pi0.5's adaptive RMSNorm (adaRMS).
 
-Axis letters: b batch · t tokens · d width · c condition width · l layer (depth).
+Axis letters (legend in :mod:`pi0lite`): b batch · t tokens · d width · c condition width · l layers.
 
 * RMSNorm: ``x · rsqrt(mean(x²) + 1e-6) · (1 + scale)`` with ``scale`` initialised to 0.
 * adaRMS (pi0.5's action expert): a Dense maps the condition (the time embedding) to

@@ -1,7 +1,7 @@
 """What the policy sees, and the checks that turn bad input into clear errors.
 
-Axis letters: b batch · y, x pixels · c colour · l prompt tokens · s state dims · h action
-horizon · d action dims.
+Axis letters (legend in :mod:`pi0lite`): b batch · y, x pixel rows/columns (colour: the literal 3) ·
+r prompt token slots · a action steps · j action dims (the state's dims are at most j).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Shaped
 
 from pi0lite.config import Pi0Config
 
@@ -39,19 +39,18 @@ def _check_finite(name: str, x) -> None:
         )
 
 
-@typing.no_type_check  # pytree placeholders (not arrays) pass through unchanged, see below
-def image_to_model(name: str, image) -> Float[ArrayLike, "b y x 3"]:
-    """A camera image as the model wants it: float32 in [−1, 1].
+def image_to_model(
+    name: str, image: Shaped[ArrayLike, "b y x 3"]
+) -> Float[ArrayLike, "b y x 3"]:
+    """A camera image as the model wants it: float in [−1, 1].
 
-    uint8 is mapped with ``x/255·2 − 1`` (openpi's conversion); float images must already be in
-    [−1, 1]. Anything else — float in [0, 255], int, bool — raises a ``ValueError`` naming the
-    camera, the dtype and the observed range. Value checks (range, NaN/inf) run only on concrete
-    arrays, so this also works inside ``jit`` (where only the dtype can be checked).
+    uint8 is mapped with ``x/255·2 − 1`` (openpi's conversion, float32); float images must already
+    be in [−1, 1] and are returned unchanged. Anything else — float in [0, 255], int, bool — raises
+    a ``ValueError`` naming the camera, the dtype and the observed range. Value checks (range,
+    NaN/inf) run only on concrete arrays, so this also works inside ``jit`` (where only the dtype
+    can be checked).
     """
-    dtype = getattr(image, "dtype", None)
-    if dtype is None:  # a pytree placeholder (jax.tree.map / eval_shape bookkeeping): leave it alone
-        return image
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(image.dtype)
     if dtype == np.uint8:
         return jnp.asarray(image, jnp.float32) / 255.0 * 2.0 - 1.0
     values = concrete_or_none(image)
@@ -141,7 +140,9 @@ class Observation:
     tokenized_prompt_mask: Bool[Array, "b _r"]
 
     def __post_init__(self):
-        object.__setattr__(self, "images", {name: image_to_model(name, img) for name, img in self.images.items()})
+        # leaves without a dtype are pytree placeholders (jax.tree.map / eval_shape bookkeeping)
+        images = {name: img if not hasattr(img, "dtype") else image_to_model(name, img) for name, img in self.images.items()}
+        object.__setattr__(self, "images", images)
         _check_finite("state", self.state)
         _check_prompt_ids(self.tokenized_prompt)
         leaves = jax.tree.leaves(self)
@@ -238,7 +239,7 @@ def validate_actions(cfg: Pi0Config, actions, batch_size: int, name: str = "acti
         raise ValueError(f"{name} contain NaN or inf (first at index {bad}), shape {shape}")
 
 
-def pad_to_dim(x: Float[ArrayLike, "... s"], dim: int) -> Float[Array, "... d"]:
+def pad_to_dim(x: Float[ArrayLike, "*lead _j"], dim: int) -> Float[Array, "*lead j"]:
     """Zero-pad the last axis up to ``dim`` (openpi's ``pad_to_dim``); never truncates."""
     if x.shape[-1] > dim:
         raise ValueError(f"cannot pad last axis of shape {x.shape} down to {dim}")

@@ -1,7 +1,7 @@
 """pi0: a vision-language prefix expert and an action expert trained by flow matching.
 
-Axis letters: b batch · p prefix tokens · q suffix tokens · h action horizon · d action dim ·
-w prefix (VLM) width · a action-expert width · l layers · k kv heads · e head dim.
+Axis letters (legend in :mod:`pi0lite`): b batch · p prefix tokens · q suffix tokens · t all tokens
+(p + q) · a action steps (horizon) · j action dims · d VLM width · e action-expert width · n heads.
 
 Token layout (openpi):
   prefix = [image tokens of each camera, in ``config.image_keys`` order] + [prompt tokens]   (ar 0)
@@ -57,12 +57,12 @@ class Pi0(nnx.Module):
 
     # --- embeddings ----------------------------------------------------------------------
 
-    def embed_prefix(self, obs: Observation) -> tuple[Float[Array, "b p w"], Bool[Array, "b p"], Bool[Array, "p"]]:
+    def embed_prefix(self, obs: Observation) -> tuple[Float[Array, "b p d"], Bool[Array, "b p"], Bool[Array, "p"]]:
         """Image tokens of every camera, then the prompt's text embeddings; one bidirectional block."""
         validate_observation(self.config, obs)
         tokens, masks = [], []
         for name in self.config.image_keys:
-            img = self.PaliGemma["img"](obs.images[name])  # [b, patches, w]
+            img = self.PaliGemma["img"](obs.images[name])  # [b, i, d]
             tokens.append(img)
             masks.append(jnp.broadcast_to(obs.image_masks[name][:, None], img.shape[:2]))
         ids, ids_mask = pad_prompt(obs.tokenized_prompt, obs.tokenized_prompt_mask, self.config.max_token_len)
@@ -72,28 +72,28 @@ class Pi0(nnx.Module):
         return tokens, jnp.concatenate(masks, axis=1), jnp.asarray(prefix_ar_mask(tokens.shape[1]))
 
     def embed_suffix(
-        self, obs: Observation, x_t: Float[Array, "b h d"], time: Float[Array, "b"]
-    ) -> tuple[Float[Array, "b q a"], Bool[Array, "b q"], Bool[Array, "q"]]:
+        self, obs: Observation, x_t: Float[Array, "b a j"], time: Float[Array, "b"]
+    ) -> tuple[Float[Array, "b q e"], Bool[Array, "b q"], Bool[Array, "q"]]:
         """pi0: state token, then H action tokens ``MLP([action_in_proj(x_t), sincos(t)])``.
 
         pi0.5: H action tokens ``action_in_proj(x_t)`` only (see ``adarms_cond`` for the time).
         """
         cfg = self.config
-        action_tokens = self.action_in_proj(x_t)  # [b, h, a]
+        action_tokens = self.action_in_proj(x_t)  # [b, a, e]
         if cfg.pi05:
             tokens = action_tokens
         else:
             state = pad_to_dim(obs.state.astype(jnp.float32), cfg.action_dim)
-            state_token = self.state_proj(state)[:, None, :]  # [b, 1, a]
-            time_emb = flow.posemb_sincos(time, cfg.action_expert.width)  # [b, a]
+            state_token = self.state_proj(state)[:, None, :]  # [b, 1, e]
+            time_emb = flow.posemb_sincos(time, cfg.action_expert.width)  # [b, e]
             time_tokens = jnp.broadcast_to(time_emb[:, None, :], action_tokens.shape)
-            mixed = jnp.concatenate([action_tokens, time_tokens], axis=-1)  # [b, h, 2a]
+            mixed = jnp.concatenate([action_tokens, time_tokens], axis=-1)  # [b, a, 2e]
             mixed = self.action_time_mlp_out(nnx.swish(self.action_time_mlp_in(mixed)))
             tokens = jnp.concatenate([state_token, mixed], axis=1)
         input_mask = jnp.ones(tokens.shape[:2], bool)
         return tokens, input_mask, jnp.asarray(suffix_ar_mask(cfg.action_horizon, pi05=cfg.pi05))
 
-    def adarms_cond(self, time: Float[Array, "b"]) -> Float[Array, "b a"] | None:
+    def adarms_cond(self, time: Float[Array, "b"]) -> Float[Array, "b e"] | None:
         """pi0.5: ``swish(time_mlp_out(swish(time_mlp_in(sincos(t)))))``, the adaRMS condition; pi0: None."""
         if not self.config.pi05:
             return None
@@ -103,8 +103,8 @@ class Pi0(nnx.Module):
     # --- one joint pass ------------------------------------------------------------------
 
     def forward(
-        self, obs: Observation, x_t: Float[Array, "b h d"], time: Float[Array, "b"], *, record_attention: bool = False
-    ) -> tuple[Float[Array, "b h d"], Float[Array, "b p w"]]:
+        self, obs: Observation, x_t: Float[Array, "b a j"], time: Float[Array, "b"], *, record_attention: bool = False
+    ) -> tuple[Float[Array, "b a j"], Float[Array, "b p d"]]:
         """Velocity ``v_t`` from one pass over [prefix; suffix], and the final-normed prefix output."""
         prefix, prefix_mask, prefix_ar = self.embed_prefix(obs)
         suffix, suffix_mask, suffix_ar = self.embed_suffix(obs, x_t, time)
@@ -121,24 +121,24 @@ class Pi0(nnx.Module):
         return v_t, prefix_out
 
     def attention_maps(
-        self, obs: Observation, x_t: Float[Array, "b h d"], time: Float[Array, "b"]
-    ) -> list[Float[Array, "b n s s"]]:
+        self, obs: Observation, x_t: Float[Array, "b a j"], time: Float[Array, "b"]
+    ) -> list[Float[Array, "b n t t"]]:
         """Attention probabilities of every layer ``[b, heads, queries, keys]`` from one joint pass.
 
         Uses ``nnx.capture`` to collect what the attention ``sow``-ed; for plotting and teaching.
         """
         _, inter = nnx.capture(self.forward, nnx.Intermediate)(obs, x_t, time, record_attention=True)
-        return list(inter["PaliGemma"]["llm"]["layers"]["attn"]["attn_probs"].get_value())
+        return list(inter["PaliGemma"]["llm"]["attn_probs"].get_value())
 
     def compute_loss(
         self,
         key: jax.Array,
         obs: Observation,
-        actions: Float[ArrayLike, "b h _d"],
+        actions: Float[ArrayLike, "b a _j"],
         *,
-        noise: Float[ArrayLike, "b h d"] | None = None,
+        noise: Float[ArrayLike, "b a j"] | None = None,
         time: Float[ArrayLike, "b"] | None = None,
-    ) -> Float[Array, "b h"]:
+    ) -> Float[Array, "b a"]:
         """Flow-matching loss per example and step: ``mean_d (v_t − (noise − actions))²``.
 
         ``actions`` narrower than ``action_dim`` are zero-padded; padded dims count in the loss
@@ -180,9 +180,9 @@ class Pi0(nnx.Module):
         return kv_cache, prefix_mask
 
     def velocity_cached(
-        self, obs: Observation, kv_cache: KVCache, prefix_mask: Bool[Array, "b p"], x_t: Float[Array, "b h d"],
+        self, obs: Observation, kv_cache: KVCache, prefix_mask: Bool[Array, "b p"], x_t: Float[Array, "b a j"],
         time: Float[Array, "b"],
-    ) -> Float[Array, "b h d"]:
+    ) -> Float[Array, "b a j"]:
         """Suffix-only pass against the cached prefix: the cost of one Euler step."""
         suffix, suffix_mask, suffix_ar = self.embed_suffix(obs, x_t, time)
         b, q = suffix_mask.shape
@@ -200,7 +200,7 @@ class Pi0(nnx.Module):
         obs: Observation,
         *,
         num_steps: int = 10,
-        noise: Float[ArrayLike, "b h d"] | None = None,
+        noise: Float[ArrayLike, "b a j"] | None = None,
         use_cache: bool = True,
         return_trajectory: bool = False,
     ):
@@ -208,7 +208,7 @@ class Pi0(nnx.Module):
 
         ``use_cache=True`` runs the prefix once into a KV cache and only the suffix per step;
         ``use_cache=False`` recomputes the whole sequence every step (same result, slower).
-        Returns ``[b, h, action_dim]`` (and the trajectory ``[num_steps + 1, b, h, d]`` if asked).
+        Returns ``[b, a, j]`` (and the trajectory ``[num_steps + 1, b, a, j]`` if asked).
         """
         cfg = self.config
         if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:

@@ -1,7 +1,7 @@
 """pi0-FAST: one Gemma expert that reads images + prompt and *writes* the action chunk as tokens.
 
-Axis letters: b batch · n sequence (image tokens + text slots) · l text slots · w width ·
-v vocabulary · s cache slots · t decoded tokens.
+Axis letters (legend in :mod:`pi0lite`): b batch · t sequence (image tokens + text slots) ·
+r text slots · d width · v vocabulary · s cache slots · o decoded tokens · a action steps · j action dims.
 
 Sequence = [image tokens of each camera, in ``config.image_keys`` order] + [text slots]; the text
 is ``BOS "Task: …, State: …;\\n"`` (ar 0) + ``"Action: " FAST… "|" EOS`` (ar 1, loss on) — see
@@ -81,13 +81,13 @@ OPENPI_FAST_DUMMY = Pi0FastConfig(
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class FastObservation(Observation):
-    """An :class:`Observation` plus the per-token ``token_ar_mask`` / ``token_loss_mask`` ``[b, l]``.
+    """An :class:`Observation` plus the per-token ``token_ar_mask`` / ``token_loss_mask`` ``[b, r]``.
 
     At inference both may be None (the prompt is then one bidirectional block, no loss).
     """
 
-    token_ar_mask: Int[Array, "b l"] | None = None
-    token_loss_mask: Bool[Array, "b l"] | None = None
+    token_ar_mask: Int[Array, "b _r"] | None = None
+    token_loss_mask: Bool[Array, "b _r"] | None = None
 
     @classmethod
     def from_tokens(cls, images, state, tokens: dict, image_masks=None) -> "FastObservation":
@@ -113,7 +113,7 @@ class Pi0Fast(nnx.Module):
 
     # --- embeddings ----------------------------------------------------------------------
 
-    def embed_inputs(self, obs: Observation) -> tuple[Float[Array, "b n w"], Bool[Array, "b n"], Int[Array, "b n"]]:
+    def embed_inputs(self, obs: Observation) -> tuple[Float[Array, "b t d"], Bool[Array, "b t"], Int[Array, "b t"]]:
         """Image tokens, then text embeddings; per-token input mask and (per-example) ar mask."""
         validate_observation(self.config, obs)
         tokens, masks, ars = [], [], []
@@ -137,8 +137,8 @@ class Pi0Fast(nnx.Module):
 
     # --- training ------------------------------------------------------------------------
 
-    def pre_logits(self, obs: Observation) -> Float[Array, "b _ w"]:
-        """Final-norm outputs at text slots ``0 … l−2`` (each predicts the next text token)."""
+    def pre_logits(self, obs: Observation) -> Float[Array, "b _ d"]:
+        """Final-norm outputs at text slots ``0 … r−2`` (each predicts the next text token)."""
         tokens, input_mask, ar = self.embed_inputs(obs)
         attn = make_attn_mask(input_mask, ar)[:, :-1, :-1]
         b, n = input_mask.shape
@@ -180,7 +180,7 @@ class Pi0Fast(nnx.Module):
         temperature: float = 0.0,
         use_cache: bool = True,
         openpi_positions: bool = False,
-    ) -> Int[Array, "b t"]:
+    ) -> Int[Array, "b o"]:
         """Decode up to ``max_steps`` tokens after the prompt (greedy at ``temperature=0``).
 
         Rows are right-aligned, prefilled into a KV cache, then decoded one token per step until
@@ -208,8 +208,8 @@ class Pi0Fast(nnx.Module):
     def sample_actions(
         self, key: jax.Array | None, obs: Observation, prompt, *, max_steps: int = 256, temperature: float = 0.0,
         zero_invalid: bool = False, **kwargs,
-    ) -> tuple[Float[np.ndarray, "b h d"], Bool[np.ndarray, "b"], Int[Array, "b t"]]:
-        """Generate, then turn tokens back into actions: ``(actions [b, h, d], valid [b], tokens)``.
+    ) -> tuple[Float[np.ndarray, "b a j"], Bool[np.ndarray, "b"], Int[Array, "b o"]]:
+        """Generate, then turn tokens back into actions: ``(actions [b, a, j], valid [b], tokens [b, o])``.
 
         ``prompt`` is the :class:`pi0lite.fast.prompt.FastPrompt` the model was trained with.
         """

@@ -1,8 +1,8 @@
 """A SigLIP-style vision transformer (openpi's ``PaliGemma/img`` tree).
 
-Axis letters: b batch · y, x pixel rows/columns · c colour channels · p patches (tokens) ·
-w tower width · n heads · h head dim · m MLP hidden size · o output (LLM) width · l layer ·
-``patch`` the patch side in pixels.
+Axis letters (legend in :mod:`pi0lite`): b batch · y, x pixel rows/columns (colour: the literal 3) ·
+i image tokens (patches) · t, s the same tokens as queries / keys · w tower width · n heads ·
+h head dim · m MLP hidden size · d output (LLM) width · l layers · ``patch`` the patch side in pixels.
 
 patch conv (with bias) → + learned position embedding → depth × pre-LN blocks
 (``x + MHA(LN(x))``, ``x + MLP(LN(x))``, tanh-GELU MLP) → final LayerNorm → ``head`` Dense to the
@@ -33,24 +33,21 @@ def layer_norm(x: Float[Array, "... w"], scale, bias) -> Float[Array, "... w"]:
     return ((x32 - mean) * jax.lax.rsqrt(var + LN_EPS) * scale + bias).astype(x.dtype)
 
 
-_normal = fan_in_normal
-
-
 def embed_patches(
-    images: Float[ArrayLike, "b y x c"], kernel: Float[ArrayLike, "patch patch c w"], bias: Float[ArrayLike, " w"]
-) -> Float[Array, "b p w"]:
+    images: Float[ArrayLike, "b y x 3"], kernel: Float[ArrayLike, "patch patch 3 w"], bias: Float[ArrayLike, " w"]
+) -> Float[Array, "b i w"]:
     """Cut images into non-overlapping ``patch × patch`` squares and map each linearly to ``w`` numbers.
 
     That is a convolution with stride = kernel size = the patch side (``kernel`` in HWIO layout,
-    openpi's ``img/embedding/kernel``). Tokens come out row-major: with ``g = S / patch`` patches
-    per side, grid cell (row ``r``, column ``c``) is token ``r · g + c``. Introduced in
+    openpi's ``img/embedding/kernel``). Tokens come out row-major: with ``G = S / patch`` patches
+    per side, grid cell (row ``r``, column ``x``) is token ``r · G + x``. Introduced in
     14_vision_tower.
     """
     side = kernel.shape[0]
     x = jax.lax.conv_general_dilated(
         images.astype(jnp.float32), kernel, window_strides=(side, side), padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    ) + bias  # [b, g, g, w]
+    ) + bias  # [b, G, G, w]
     return x.reshape(x.shape[0], -1, x.shape[-1])
 
 
@@ -58,7 +55,7 @@ class Dense(nnx.Module):
     """``kernel`` and ``bias`` of arbitrary (possibly depth-stacked) shapes."""
 
     def __init__(self, kernel_shape, bias_shape, fan_in: int, *, rngs: nnx.Rngs):
-        self.kernel = _normal(rngs, kernel_shape, fan_in)
+        self.kernel = fan_in_normal(rngs, kernel_shape, fan_in)
         self.bias = nnx.Param(jnp.zeros(bias_shape, jnp.float32))
 
 
@@ -76,17 +73,17 @@ class MultiHeadAttention(nnx.Module):
         self.value = Dense((depth, width, heads, hd), (depth, heads, hd), width, rngs=rngs)
         self.out = Dense((depth, heads, hd, width), (depth, width), width, rngs=rngs)
 
-    def __call__(self, x: Float[Array, "b p w"], layer: int, record: bool = False) -> Float[Array, "b p w"]:
-        def proj(d: Dense):
-            return jnp.einsum("bpw,wnh->bpnh", x, d.kernel[layer]) + d.bias[layer]
+    def __call__(self, x: Float[Array, "b i w"], layer: int, record: bool = False) -> Float[Array, "b i w"]:
+        def proj(dense: Dense):
+            return jnp.einsum("biw,wnh->binh", x, dense.kernel[layer]) + dense.bias[layer]
 
         q, k, v = proj(self.query), proj(self.key), proj(self.value)
         q = q / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
-        probs = jax.nn.softmax(jnp.einsum("bqnh,bknh->bnqk", q, k).astype(jnp.float32), axis=-1)
+        probs = jax.nn.softmax(jnp.einsum("btnh,bsnh->bnts", q, k).astype(jnp.float32), axis=-1)
         if record:
             self.sow(nnx.Intermediate, "attn_probs", probs)
-        out = jnp.einsum("bnqk,bknh->bqnh", probs.astype(v.dtype), v)
-        return jnp.einsum("bqnh,nhw->bqw", out, self.out.kernel[layer]) + self.out.bias[layer]
+        out = jnp.einsum("bnts,bsnh->btnh", probs.astype(v.dtype), v)
+        return jnp.einsum("btnh,nhw->btw", out, self.out.kernel[layer]) + self.out.bias[layer]
 
 
 class MlpBlock(nnx.Module):
@@ -131,15 +128,15 @@ class SigLIP(nnx.Module):
         self.cfg = cfg
         p, w = cfg.patch_size, cfg.width
         self.embedding = Dense((p, p, 3, w), (w,), p * p * 3, rngs=rngs)  # HWIO conv kernel
-        self.pos_embedding = _normal(rngs, (1, cfg.num_patches, w), w)
+        self.pos_embedding = fan_in_normal(rngs, (1, cfg.num_patches, w), w)
         self.Transformer = Encoder(cfg, rngs=rngs)
         self.head = Dense((w, out_width), (out_width,), w, rngs=rngs)
 
-    def __call__(self, images: Float[ArrayLike, "b y x c"], *, record_attention: bool = False) -> Float[Array, "b p o"]:
+    def __call__(self, images: Float[ArrayLike, "b y x 3"], *, record_attention: bool = False) -> Float[Array, "b i d"]:
         s = self.cfg.image_size
         if images.ndim != 4 or images.shape[1:] != (s, s, 3):
             raise ValueError(f"images must be [batch, {s}, {s}, 3], got {tuple(images.shape)}")
-        x = embed_patches(images, self.embedding.kernel[...], self.embedding.bias[...])  # [b, p, w]
+        x = embed_patches(images, self.embedding.kernel[...], self.embedding.bias[...])  # [b, i, w]
         x = x + self.pos_embedding[...]  # learned, one vector per patch position
         x = self.Transformer(x, record_attention)
         return x @ self.head.kernel[...] + self.head.bias[...]

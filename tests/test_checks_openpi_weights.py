@@ -7,6 +7,7 @@ from flax import nnx
 from pi0lite.config import TINY
 from pi0lite.course.checks import check_holder, check_verdict
 from pi0lite.course.checks.openpi_weights import true_holder
+from pi0lite.openpi.io import from_openpi_path
 from pi0lite.openpi.roundoff import classify_error
 from pi0lite.pi0 import Pi0
 
@@ -18,12 +19,15 @@ def model():
 
 def _walk(node, parts):
     for part in parts:
-        node = node[part] if isinstance(node, nnx.Dict) else getattr(node, part)
+        if isinstance(node, nnx.List):
+            node = node[int(part)]
+        else:
+            node = node[part] if isinstance(node, nnx.Dict) else getattr(node, part)
     return node
 
 
 def good_holder(model, path):
-    return _walk(model, path.split("/")[:-1])
+    return _walk(model, from_openpi_path(path).split("/")[:-1])
 
 
 def test_true_holder_finds_the_holding_module(model):
@@ -42,8 +46,8 @@ def test_holder_accepts_reference(model, capsys):
 @pytest.mark.parametrize(
     "wrong, message",
     [
-        (lambda m, p: _walk(m, p.split("/")), "parameter itself"),  # walked the leaf too
-        (lambda m, p: _walk(m, p.split("/")[:-2]), "stopped early"),  # one level short
+        (lambda m, p: _walk(m, from_openpi_path(p).split("/")), "parameter itself"),  # walked the leaf too
+        (lambda m, p: _walk(m, from_openpi_path(p).split("/")[:-2]), "stopped early"),  # one level short
         (lambda m, p: m, "stopped early"),
         (lambda m, p: Pi0(TINY, rngs=nnx.Rngs(1)).action_out_proj, "not part of this model"),
     ],

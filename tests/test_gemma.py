@@ -92,7 +92,7 @@ def test_records_attention_probabilities(model):
     input_mask = jnp.ones((2, 8), bool)
     run = nnx.capture(model, nnx.Intermediate)
     _, inter = run([xa, xb], positions=make_positions(input_mask), mask=make_attn_mask(input_mask, jnp.zeros(8, bool)), record_attention=True)
-    probs = inter["layers"]["attn"]["attn_probs"].get_value()
+    probs = inter["attn_probs"].get_value()
     assert len(probs) == 2 and probs[0].shape == (2, 4, 8, 8)
     np.testing.assert_allclose(jnp.sum(probs[0], -1), 1.0, atol=1e-5)
 

@@ -143,7 +143,7 @@ def test_pi05_cached_sampling_equals_uncached():
     cfg = TINY.replace(pi05=True)
     model = Pi0(cfg, rngs=nnx.Rngs(0))
     # adaRMS starts at zero (branches switched off); perturb it so the check means something
-    for norm in (model.PaliGemma["llm"].layers.pre_attention_norm_1, model.PaliGemma["llm"].layers.pre_ffw_norm_1):
+    for norm in (model.PaliGemma["llm"].experts[1].pre_attention_norm, model.PaliGemma["llm"].experts[1].pre_ffw_norm):
         norm.Dense_0.kernel[...] = 0.1 * jax.random.normal(jax.random.key(7), norm.Dense_0.kernel.shape)
     obs = make_obs()
     noise = jax.random.normal(jax.random.key(1), (B, cfg.action_horizon, cfg.action_dim))

@@ -1,7 +1,7 @@
 """Autoregressive decoding for pi0-FAST: prefill a fixed-size KV cache, then one token per step.
 
-Axis letters: b batch · n prompt sequence (images + text slots) · s cache slots (n + steps) ·
-t decoded tokens · v vocabulary · w width.
+Axis letters (legend in :mod:`pi0lite`): b batch · t prompt sequence (images + text slots) ·
+s cache slots (t + steps) · o decoded tokens · v vocabulary · d width.
 
 1. Embed the prompt and right-align every row (padding to the front), so that decoded token
    ``j`` of every row goes into cache slot ``n + j``.
@@ -29,19 +29,19 @@ from pi0lite.gemma import KVCache
 from pi0lite.masks import make_attn_mask, make_positions
 
 
-def left_to_right_align(x: Shaped[Array, "b n *rest"], mask: Bool[Array, "b n"]) -> Shaped[Array, "b n *rest"]:
+def left_to_right_align(x: Shaped[Array, "b t *rest"], mask: Bool[Array, "b t"]) -> Shaped[Array, "b t *rest"]:
     """Roll each row left by ``last valid index + 1`` so its valid tokens end at the right edge."""
     last = mask.shape[1] - jnp.argmax(mask[:, ::-1], axis=1)  # index after the last valid token
     return jax.vmap(lambda row, shift: jnp.roll(row, -shift, axis=0))(x, last)
 
 
-def align_prompt(model, obs) -> tuple[Float[Array, "b n w"], Bool[Array, "b n"], Shaped[Array, "b n"]]:
-    """Embedded prompt, right-aligned: ``(tokens [b,n,w], input_mask [b,n], ar [b,n])``."""
+def align_prompt(model, obs) -> tuple[Float[Array, "b t d"], Bool[Array, "b t"], Shaped[Array, "b t"]]:
+    """Embedded prompt, right-aligned: ``(tokens [b,t,d], input_mask [b,t], ar [b,t])``."""
     tokens, mask, ar = model.embed_inputs(obs)
     return left_to_right_align(tokens, mask), left_to_right_align(mask, mask), left_to_right_align(ar, mask)
 
 
-def prefill(model, obs, max_steps: int) -> tuple[Float[Array, "b v"], KVCache, Bool[Array, "b n"]]:
+def prefill(model, obs, max_steps: int) -> tuple[Float[Array, "b v"], KVCache, Bool[Array, "b t"]]:
     """Run the prompt once into a cache of ``n + max_steps`` slots; return logits of its last token."""
     tokens, mask, ar = align_prompt(model, obs)
     b, n = mask.shape
@@ -54,7 +54,7 @@ def prefill(model, obs, max_steps: int) -> tuple[Float[Array, "b v"], KVCache, B
 
 
 def decode_step(
-    model, token: Int[Array, "b"], kv: KVCache, mask: Bool[Array, "b n"], step: int | Int[Array, ""], *,
+    model, token: Int[Array, "b"], kv: KVCache, mask: Bool[Array, "b t"], step: int | Int[Array, ""], *,
     position_offset: int | Int[Array, ""],
 ) -> tuple[Float[Array, "b v"], KVCache]:
     """Feed token ``step`` (already chosen) and return the logits for the next one and the cache."""
@@ -79,7 +79,7 @@ def _pick(logits: Float[Array, "b v"], key: jax.Array, temperature: float) -> In
 @partial(nnx.jit, static_argnames=("max_steps", "temperature", "openpi_positions"))
 def generate(
     model, obs, key: jax.Array, *, max_steps: int, temperature: float = 0.0, openpi_positions: bool = False
-) -> tuple[Int[Array, "b t"], Int[Array, ""]]:
+) -> tuple[Int[Array, "b o"], Int[Array, ""]]:
     """Cached decoding. Returns the tokens ``[b, max_steps]`` (0 after the stop) and the step count."""
     logits, kv, mask = prefill(model, obs, max_steps)
     b = mask.shape[0]
@@ -103,7 +103,7 @@ def generate(
     return out, steps
 
 
-def generate_uncached(model, obs, *, max_steps: int, openpi_positions: bool = False) -> Int[Array, "b t"]:
+def generate_uncached(model, obs, *, max_steps: int, openpi_positions: bool = False) -> Int[Array, "b o"]:
     """Greedy decoding that recomputes the whole sequence every step (slow; the cache's reference)."""
     tokens, mask, ar = align_prompt(model, obs)
     b, n = mask.shape

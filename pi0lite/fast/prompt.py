@@ -1,6 +1,7 @@
 """pi0-FAST's token sequence: prompt layout, masks, and tokens -> actions.
 
-Axis letters: b batch, l token slots (``max_token_len``).
+Axis letters (legend in :mod:`pi0lite`): b batch · r token slots (``max_token_len``) · a action
+steps · j action (and state) dims · o generated tokens.
 
 Layout (openpi)::
 
@@ -65,13 +66,13 @@ def clean_prompt(text: str) -> str:
     return text.lower().strip().replace("_", " ")
 
 
-def discretize_state(state: Float[np.ndarray, "... s"]) -> Int[np.ndarray, "... s"]:
+def discretize_state(state: Float[np.ndarray, "*lead j"]) -> Int[np.ndarray, "*lead j"]:
     """256 equal bins over [-1, 1] (values outside land in the first/last bin): ids 0..255."""
     edges = np.linspace(-1.0, 1.0, STATE_BINS + 1)[:-1]
     return np.digitize(np.asarray(state, np.float64), edges) - 1
 
 
-def prefix_text(prompt: str, state: Float[np.ndarray, "s"]) -> str:
+def prefix_text(prompt: str, state: Float[np.ndarray, "j"]) -> str:
     bins = " ".join(str(int(v)) for v in discretize_state(state))
     return f"Task: {clean_prompt(prompt)}, State: {bins};\n"
 
@@ -106,10 +107,10 @@ class FastPrompt:
     def tokenize(
         self,
         prompts: Sequence[str],
-        states: Float[np.ndarray, "b s"],
-        actions: Float[np.ndarray, "b h d"] | None = None,
+        states: Float[np.ndarray, "b _j"],
+        actions: Float[np.ndarray, "b a j"] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Token ids, mask, ar mask and loss mask ``[b, l]``; with ``actions`` the postfix is added."""
+        """Token ids, mask, ar mask and loss mask ``[b, r]``; with ``actions`` the postfix is added."""
         b, L = len(prompts), self.max_token_len
         states = np.asarray(states)
         if states.ndim != 2 or states.shape[0] != b:
@@ -139,7 +140,7 @@ class FastPrompt:
             out["token_loss_mask"][i, len(prefix) : n] = True
         return out
 
-    def extract_fast_ids(self, generated: Int[np.ndarray, "b t"]) -> tuple[list[list[int]], Bool[np.ndarray, "b"]]:
+    def extract_fast_ids(self, generated: Int[np.ndarray, "b o"]) -> tuple[list[list[int]], Bool[np.ndarray, "b"]]:
         """The FAST ids of each generation ``"Action: " ids… "|"`` (EOS optional) and validity."""
         start, end = self._piece(ACTION_PREFIX), self._piece(ACTION_END)
         gen = np.asarray(generated, np.int64)
@@ -157,8 +158,8 @@ class FastPrompt:
         return ids, valid
 
     def extract_actions(
-        self, generated: Int[np.ndarray, "b t"], *, zero_invalid: bool = False
-    ) -> tuple[Float[np.ndarray, "b h d"], Bool[np.ndarray, "b"]]:
+        self, generated: Int[np.ndarray, "b o"], *, zero_invalid: bool = False
+    ) -> tuple[Float[np.ndarray, "b a j"], Bool[np.ndarray, "b"]]:
         """Generated ids -> ``(actions, valid)``: marker and terminator checked, then FAST decode."""
         ids, ok = self.extract_fast_ids(generated)
         actions, valid = self.fast.decode(ids)

@@ -1,13 +1,13 @@
 """FAST: action chunks -> a few discrete tokens (Pertsch et al. 2025), exact and never silently wrong.
 
-Axis letters: b batch (chunks), h action horizon (time), d action dim, f DCT frequency
-(same length as h), n flattened coefficients (f·d), t tokens.
+Axis letters (legend in :mod:`pi0lite`): b batch (chunks) · a action steps (time) · j action dims ·
+u DCT frequencies (as many as a) · z flattened coefficients (u·j).
 
 Encode, one batch at a time::
 
-    actions [b, h, d] --DCT-II (orthonormal, along h)--> coeffs [b, f, d]
-      --·scale, round half to even--> q [b, f, d] int
-      --row-major flatten (all d of frequency 0 first)--> [b, n]
+    actions [b, a, j] --DCT-II (orthonormal, along a)--> coeffs [b, u, j]
+      --·scale, round half to even--> q [b, u, j] int
+      --row-major flatten (all j of frequency 0 first)--> [b, z]
       --one character per integer--> b strings --byte-level BPE--> b lists of token ids
 
 Decode runs the same steps backwards and returns ``(actions, valid)``. A chunk is *invalid*
@@ -87,13 +87,13 @@ class FastConfig:
         return fast_bpe.from_code_points(c, self.alphabet, self.min_token, self.radix)
 
 
-def dct_quantise(actions: Float[np.ndarray, "b h d"], scale: float) -> Int[np.ndarray, "b f d"]:
+def dct_quantise(actions: Float[np.ndarray, "b a j"], scale: float) -> Int[np.ndarray, "b u j"]:
     """Orthonormal DCT-II along time, times ``scale``, rounded half to even."""
     coeffs = scipy.fft.dct(np.asarray(actions, np.float64), type=2, axis=1, norm="ortho")
     return np.around(coeffs * scale).astype(np.int64)
 
 
-def dequantise_idct(q: Int[np.ndarray, "b f d"], scale: float) -> Float[np.ndarray, "b h d"]:
+def dequantise_idct(q: Int[np.ndarray, "b u j"], scale: float) -> Float[np.ndarray, "b a j"]:
     """Inverse of :func:`dct_quantise` up to the rounding: ``idct(q / scale)``."""
     return scipy.fft.idct(np.asarray(q, np.float64) / scale, type=2, axis=1, norm="ortho")
 
@@ -136,7 +136,7 @@ class FastTokenizer:
     # --- construction ----------------------------------------------------------------------
     @classmethod
     def fit(cls, chunks, *, scale: float = 10.0, vocab_size: int = 1024, alphabet: str = "bytes") -> "FastTokenizer":
-        """Fit min/max coefficients and the BPE on training chunks ``[b, h, d]`` (normalised)."""
+        """Fit min/max coefficients and the BPE on training chunks ``[b, a, j]`` (normalised)."""
         fast_bpe.check_alphabet(alphabet)
         x = _as_batch(chunks, "chunks")
         if x.shape[0] == 0:
@@ -177,7 +177,7 @@ class FastTokenizer:
         return tok
 
     # --- encode ----------------------------------------------------------------------------
-    def quantise(self, chunks) -> Int[np.ndarray, "b f d"]:
+    def quantise(self, chunks) -> Int[np.ndarray, "b u j"]:
         """Checked DCT + quantisation: the integers that :meth:`encode` turns into tokens."""
         return self._quantise(chunks)
 
@@ -211,7 +211,7 @@ class FastTokenizer:
         return q
 
     def encode(self, chunks) -> list[list[int]]:
-        """``[b, h, d]`` chunks -> ``b`` lists of token ids (variable length)."""
+        """``[b, a, j]`` chunks -> ``b`` lists of token ids (variable length)."""
         if isinstance(chunks, (list, tuple)) and not chunks:
             return []
         q = self._quantise(chunks)
@@ -291,8 +291,8 @@ class FastTokenizer:
         action_horizon: int | None = None,
         action_dim: int | None = None,
         zero_invalid: bool = False,
-    ) -> tuple[Float[np.ndarray, "b h d"], Bool[np.ndarray, "b"]]:
-        """Token id lists -> ``(actions [b, h, d], valid [b])``.
+    ) -> tuple[Float[np.ndarray, "b a j"], Bool[np.ndarray, "b"]]:
+        """Token id lists -> ``(actions [b, a, j], valid [b])``.
 
         ``action_horizon``/``action_dim`` default to the fitted ones and must equal them if given.
         """

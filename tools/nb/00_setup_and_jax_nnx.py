@@ -207,18 +207,21 @@ def build() -> Notebook:
         ## 3. The shape legend
 
         Every pi0lite module writes its array shapes with single letters, in the docstring, in
-        the `jaxtyping` annotations and in `einsum` strings. The letters you will meet:
+        the `jaxtyping` annotations and in `einsum` strings. There is **one** legend for the
+        whole package (the docstring of `pi0lite/__init__.py`), so a letter never means two
+        things. The letters you will meet most:
 
         | letter | axis |
         | --- | --- |
         | `b` | batch |
-        | `n` / `t` | query positions (sequence) |
-        | `s` | key positions (sequence) |
-        | `h` | action horizon (steps in an action chunk) — or head dim inside attention modules |
-        | `d` | action dim, or model width |
-        | `w` | embedding width |
+        | `t` / `s` | tokens as queries / as keys (sequence) |
+        | `p` / `q` | prefix tokens / suffix tokens |
+        | `a` | action steps (the action horizon) |
+        | `j` | action dims |
+        | `d` / `e` | model width / action-expert width |
+        | `n`, `k`, `h` | query heads, key/value heads, head dim (inside attention) |
 
-        Each module's docstring states its own legend; the annotation of a function is its
+        Each module's docstring names the letters it uses; the annotation of a function is its
         contract. For example:
         """
     )
@@ -233,8 +236,8 @@ def build() -> Notebook:
     )
     nb.md(
         """
-        `Bool[ArrayLike, "b n"]` reads "a bool array of shape (batch, sequence)", and the result
-        `Bool[Array, "b n n"]` is one (query, key) matrix per example.
+        `Bool[ArrayLike, "b t"]` reads "a bool array of shape (batch, sequence)", and the result
+        `Bool[Array, "b t t"]` is one (query, key) matrix per example.
 
         ## 4. How exercises and checks work
 

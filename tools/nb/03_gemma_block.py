@@ -53,7 +53,8 @@ def build() -> Notebook:
           x \leftarrow x + \mathrm{GeGLU}(\mathrm{RMSNorm}_2(x))$$
 
         After the last block one more RMSNorm (`final_norm`) is applied. The letters below are
-        used in every einsum and annotation of `pi0lite/gemma.py`:
+        used in every einsum and annotation of `pi0lite/gemma.py` (they are part of the package's
+        one axis legend, in the docstring of `pi0lite/__init__.py`):
 
         | letter | meaning | gemma_2b | TINY |
         | --- | --- | --- | --- |
@@ -65,6 +66,7 @@ def build() -> Notebook:
         | g | query heads per kv head (n = k·g) | 8 | 4 |
         | h | head dim | 256 | 16 |
         | f | GeGLU hidden size | 16384 | 128 |
+        | l | layers (depth) | 18 | 4 |
         """
     )
     # --- RMSNorm ---------------------------------------------------------------------------
@@ -323,7 +325,7 @@ def build() -> Notebook:
         ## 5. A real forward pass, and what the heads look at
 
         `pi0lite.gemma.Gemma` stacks these pieces. Its weights are stacked over depth (openpi's
-        layout), and with `record_attention=True` every layer *sows* its attention probabilities,
+        layout, a leading `l` axis), and with `record_attention=True` every layer *sows* its attention probabilities,
         which `nnx.capture` collects. We feed a prefix-LM layout: 6 bidirectional tokens, 2 padding
         slots, then 4 causal tokens (ar = 1 each).
         """
@@ -342,7 +344,7 @@ def build() -> Notebook:
         ((out,), kv_cache), recorded = forward(
             [model.embedder.encode(ids)], positions=make_positions(input_mask), mask=mask, record_attention=True
         )
-        probs = nnx.to_pure_dict(recorded)["layers"]["attn"]["attn_probs"]  # one [b, n, t, s] per layer
+        probs = nnx.to_pure_dict(recorded)["attn_probs"]  # one [b, n, t, s] per layer
         print("output", out.shape, "| layers recorded:", len(probs), "| probs per layer", probs[0].shape)
         print("kv cache (keys) [depth, b, s, k, h]:", kv_cache[0].shape)
 

@@ -52,22 +52,28 @@ def build() -> Notebook:
 
         `Gemma([vlm_cfg, action_cfg], ...)` builds both stacks. The experts may differ in width
         `d` and feed-forward size `f`, but they **must agree** on depth, number of heads `n`, kv
-        heads `k` and head dim `h` — their queries and keys meet in one attention (the config
-        refuses anything else). Expert 0's weights have openpi's plain names; expert 1's carry the
-        suffix `_1`, so a PaliGemma checkpoint loads into expert 0 unchanged.
+        heads `k` and head dim `h` — their queries and keys meet in one attention (`Gemma`
+        refuses anything else). Expert `i`'s weights all live in `model.experts[i]`, each stacked
+        over the `l` layers. openpi's checkpoints keep one `layers` tree instead and mark expert 1's
+        weights with the suffix `_1`; `pi0lite.openpi` translates, so a PaliGemma checkpoint loads
+        into expert 0 unchanged.
         """
     )
     nb.code(
         """
+        from pi0lite.openpi.io import to_openpi_path
+
         model = Gemma([vlm_cfg, action_cfg], vocab_size=TINY.vocab_size, rngs=nnx.Rngs(0))
-        for path, value in nnx.to_flat_state(nnx.state(model.layers, nnx.Param)):
-            print(f"{'/'.join(map(str, path)):36s} {tuple(value.shape)}")
+        print(f"{'pi0lite path':40s} {'openpi path':36s} shape")
+        for path, value in nnx.to_flat_state(nnx.state(model.experts, nnx.Param)):
+            name = "experts/" + "/".join(map(str, path))
+            print(f"{name:40s} {to_openpi_path(name):36s} {tuple(value.shape)}")
         """
     )
     nb.md(
         """
-        Read the shapes with the legend `[layers, n, d, h]`: `q_einsum` maps width 64 to 4 heads
-        of 16, `q_einsum_1` maps width **32** to the **same** 4 heads of 16. Head space is where
+        Read the shapes with the legend `[l, n, d, h]`: expert 0's `q_einsum` maps width 64 to 4
+        heads of 16, expert 1's maps width **32** to the **same** 4 heads of 16. Head space is where
         the experts meet. Let us project one layer's tokens by hand, each with its own weights:
         """
     )
@@ -79,9 +85,9 @@ def build() -> Notebook:
 
 
         def project(x, expert, layer=0):
-            wq, wkv, _ = model.layers.attn.weights(expert, layer)  # this expert's own weights
-            q = jnp.einsum("btd,ndh->btnh", x, wq)
-            k, v = jnp.einsum("btd,ckdh->cbtkh", x, wkv)  # c = 2: keys and values
+            attn = model.experts[expert].attn  # this expert's own projections
+            q = jnp.einsum("btd,ndh->btnh", x, attn.q_einsum.w[layer])
+            k, v = jnp.einsum("btd,ckdh->cbtkh", x, attn.kv_einsum.w[layer])  # c = 2: keys and values
             return q, k, v
 
 
@@ -151,9 +157,9 @@ def build() -> Notebook:
     )
     nb.md(
         """
-        The package does exactly this inside `pi0lite.gemma.Attention`, then applies each
-        expert's **own** output projection (`attn_vec_einsum`, `attn_vec_einsum_1`) to its slice,
-        so each expert gets back vectors of its own width:
+        The package does exactly this inside `Gemma.attention`, then applies each expert's
+        **own** output projection (`model.experts[i].attn.attn_vec_einsum`) to its slice, so each
+        expert gets back vectors of its own width:
         """
     )
     nb.code(
@@ -161,8 +167,8 @@ def build() -> Notebook:
         input_mask = jnp.ones((1, 10), bool)
         ar_mask = np.concatenate([prefix_ar_mask(6), suffix_ar_mask(3)])  # pi0: prefix, state, 3 actions
         mask = make_attn_mask(input_mask, ar_mask)
-        (y_prefix, y_suffix), _ = model.layers.attn(
-            [prefix_x, suffix_x], 0, make_positions(input_mask), mask, None, None, False
+        (y_prefix, y_suffix), _ = model.attention(
+            [prefix_x, suffix_x], layer=0, positions=make_positions(input_mask), mask=mask
         )
         print("attention output per expert:", y_prefix.shape, y_suffix.shape)
         """
@@ -206,7 +212,7 @@ def build() -> Notebook:
         _, recorded = nnx.capture(model, nnx.Intermediate)(
             [prefix_x, suffix_x], positions=positions, mask=mask, record_attention=True
         )
-        probs = np.asarray(nnx.to_pure_dict(recorded)["layers"]["attn"]["attn_probs"][0])  # layer 0
+        probs = np.asarray(nnx.to_pure_dict(recorded)["attn_probs"][0])  # layer 0
         assert np.all(probs[0, :, :6, 6:] == 0.0)
         viz.plot_attention(probs[0, 0], segments=[("prefix", 6), ("state", 1), ("actions", 3)],
                            title="two experts, one attention (layer 0, head 0)")
@@ -235,8 +241,8 @@ def build() -> Notebook:
                 return "SigLIP vision tower"
             if "embedder" in names:
                 return "token embedder (tied logits)"
-            if names[:2] == ["PaliGemma", "llm"]:
-                return "action expert (Gemma-300M)" if any(n.endswith("_1") for n in names) else "VLM expert (Gemma-2B)"
+            if names[:3] == ["PaliGemma", "llm", "experts"]:
+                return "action expert (Gemma-300M)" if names[3] == "1" else "VLM expert (Gemma-2B)"
             return "state/action/time projections"
 
 
@@ -307,11 +313,12 @@ def build() -> Notebook:
     nb.summary(
         """
         * pi0's LLM is **two experts** — `Gemma([vlm_cfg, action_cfg])` — with separate weights
-          (expert 1's names end in `_1`) and **one shared attention** per layer.
+          (`model.experts[i]`; in openpi's checkpoints expert 1's names end in `_1`) and **one
+          shared attention** per layer.
         * They meet in head space: each expert projects its own tokens to queries/keys/values of
           the same `[n, h]` / `[k, h]` shape; `einops.pack` concatenates them, one attention runs,
           `einops.unpack` splits the result, and each expert applies its own output projection
-          (`pi0lite.gemma.Attention`).
+          (`Gemma.attention`).
         * With pi0's mask the prefix never attends to the suffix, so prefix outputs are
           independent of the suffix and the prefix can run alone — the basis of the KV cache.
         * `nnx.eval_shape` builds the full 3,238,048,528-parameter pi0 abstractly; the action

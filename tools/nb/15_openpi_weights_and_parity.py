@@ -42,6 +42,7 @@ def build() -> Notebook:
         from pi0lite.config import PI0, PI05
         from pi0lite.course import checks
         from pi0lite.openpi import flatten_params, load_orbax, load_params, save_orbax
+        from pi0lite.openpi.io import from_openpi_path
         from pi0lite.openpi.parity_pi0 import check_pi0, config_from_reference
         from pi0lite.openpi.roundoff import classify_error, kind_of
         from pi0lite.openpi.shared import shared_dir
@@ -140,9 +141,13 @@ def build() -> Notebook:
         ### Exercise 15.1 — which module holds a parameter?
 
         Write `holder(model, path)`: return the pi0lite **module** that holds openpi parameter
-        `path` (not the parameter itself). Walk the model one path part at a time:
-        `model.PaliGemma` is an `nnx.Dict` (index it with `["llm"]`), everything else is an
-        attribute. The last part of the path is the parameter's own name inside that module.
+        `path` (not the parameter itself). pi0lite keeps each expert's weights together, so first
+        translate openpi's path into pi0lite's with `from_openpi_path`
+        (`PaliGemma/llm/layers/attn/q_einsum_1/w` → `PaliGemma/llm/experts/1/attn/q_einsum/w`;
+        other paths stay as they are). Then walk the model one part at a time:
+        `model.PaliGemma` is an `nnx.Dict` (index it with `["llm"]`), `experts` is an `nnx.List`
+        (index it with `[int(part)]`), everything else is an attribute. The last part of the path
+        is the parameter's own name inside that module.
         The check finds the true holder without trusting names: it marks the parameter through
         `flatten_params` / `load_params` on a copy of the model and looks for the variable that
         changed.
@@ -156,8 +161,13 @@ def build() -> Notebook:
             """model: a Pi0; path: an openpi parameter path -> the nnx.Module holding it."""
             ### BEGIN SOLUTION
             node = model
-            for part in path.split("/")[:-1]:
-                node = node[part] if isinstance(node, nnx.Dict) else getattr(node, part)
+            for part in from_openpi_path(path).split("/")[:-1]:
+                if isinstance(node, nnx.List):
+                    node = node[int(part)]
+                elif isinstance(node, nnx.Dict):
+                    node = node[part]
+                else:
+                    node = getattr(node, part)
             return node
             ### END SOLUTION
         ''',
@@ -165,8 +175,9 @@ def build() -> Notebook:
     nb.check("checks.check_holder(holder, model)")
     nb.hint(
         """
-        `for part in path.split("/")[:-1]:` then step into `node[part]` when `node` is an
-        `nnx.Dict`, else `getattr(node, part)`. Return the node; do not step into the last part.
+        `for part in from_openpi_path(path).split("/")[:-1]:` then step into `node[int(part)]`
+        when `node` is an `nnx.List`, `node[part]` when it is an `nnx.Dict`, else
+        `getattr(node, part)`. Return the node; do not step into the last part.
         """
     )
     nb.md(

@@ -79,7 +79,8 @@ def check_holder(holder, model: nnx.Module) -> None:
         got_path = _graph_path_of(model, got)
         if got_path != want_path:
             where = "/".join(map(str, want_path)) or "the model itself"
-            hint = "walk every part of the path except the last (the parameter's own name)."
+            hint = ("translate the path with from_openpi_path, then walk every part except the last "
+                    "(the parameter's own name).")
             if got_path is not None and len(got_path) < len(want_path) and want_path[: len(got_path)] == got_path:
                 hint = "you stopped early: this module only *contains* the holder; keep walking."
             elif got_path is None:
