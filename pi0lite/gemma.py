@@ -25,6 +25,7 @@ from typing import Sequence
 import einops
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
@@ -185,6 +186,42 @@ class Expert(nnx.Module):
         self.final_norm = make_norm((), config.width, adarms)
 
 
+def validate_call(xs, positions, mask, kv_cache, cache_index, configs) -> None:
+    """Check a ``Gemma.__call__`` before any einsum, naming the argument that is wrong.
+
+    ``positions`` is ``[b, t]`` (t = new tokens of all experts); ``mask`` is ``[b, t, keys]``
+    where keys = t without a cache, the cache's ``slots`` when ``cache_index`` writes into a
+    fixed buffer, and ``slots + t`` when the new keys are appended (``cache_index=None``).
+    """
+    live = [x for x in xs if x is not None]
+    if not live:
+        raise ValueError("xs: every expert input is None; give at least one [batch, tokens, width] array")
+    b, t = live[0].shape[0], sum(x.shape[1] for x in live)
+    if tuple(positions.shape) != (b, t):
+        raise ValueError(f"positions must be [batch, new tokens] = {(b, t)} (one RoPE position per new token), got {tuple(positions.shape)}")
+    if kv_cache is None:
+        if cache_index is not None:
+            raise ValueError("cache_index is given but kv_cache is None: cache_index says where to write into kv_cache")
+        keys, how = t, "no kv_cache: the keys are the new tokens"
+    else:
+        c = configs[0]
+        want = (c.depth, b, None, c.num_kv_heads, c.head_dim)
+        pair = isinstance(kv_cache, (tuple, list)) and len(kv_cache) == 2
+        if not pair or any(np.ndim(a) != 5 for a in kv_cache) or tuple(np.shape(kv_cache[0])) != tuple(np.shape(kv_cache[1])) or any(
+            w is not None and w != g for w, g in zip(want, np.shape(kv_cache[0]))
+        ):
+            got = [tuple(np.shape(a)) for a in kv_cache] if isinstance(kv_cache, (tuple, list)) else type(kv_cache).__name__
+            raise ValueError(f"kv_cache must be a (keys, values) pair, each [depth, batch, slots, kv heads, head dim] = "
+                             f"{tuple('slots' if w is None else w for w in want)}, got {got}")
+        slots = np.shape(kv_cache[0])[2]
+        if cache_index is None:
+            keys, how = slots + t, f"kv_cache without cache_index: the {t} new keys are appended to the {slots} cached ones"
+        else:
+            keys, how = slots, f"kv_cache with cache_index: the new keys are written into the cache's {slots} slots"
+    if tuple(mask.shape) != (b, t, keys):
+        raise ValueError(f"mask must be [batch, new tokens, keys] = {(b, t, keys)} ({how}), got {tuple(mask.shape)}")
+
+
 class Gemma(nnx.Module):
     """The mixture of transformers: ``len(configs)`` experts sharing one attention per layer.
 
@@ -321,12 +358,14 @@ class Gemma(nnx.Module):
         ``adarms_cond[i]`` is the condition of expert i's adaptive norms (pi0.5), else None.
         """
         if len(xs) != len(self.configs):
-            raise ValueError(f"expected {len(self.configs)} expert inputs, got {len(xs)}")
+            raise ValueError(f"xs must be a list with one input (or None) per expert: expected {len(self.configs)}, "
+                             f"got {len(xs)} (pass [x] even for a single expert)")
         if all(x is None for x in xs):
             raise ValueError("every expert input is None: nothing to run")
         for i, (x, c) in enumerate(zip(xs, self.configs)):
             if x is not None and (x.ndim != 3 or x.shape[-1] != c.width):
                 raise ValueError(f"expert {i} input must be [batch, tokens, {c.width}], got {x.shape}")
+        validate_call(xs, positions, mask, kv_cache, cache_index, self.configs)
         xs = [None if x is None else x.astype(self.dtype) for x in xs]
         conds = list(adarms_cond) if adarms_cond is not None else [None] * len(xs)
         ks, vs = [], []
