@@ -42,9 +42,13 @@ class GemmaConfig:
     num_heads: int
     num_kv_heads: int
     head_dim: int
+    lora_rank: int = 0  # > 0: LoRA on the attention and feed-forward einsums (pi0lite.lora)
+    lora_alpha: float = 1.0  # LoRA scaling alpha / rank
 
     def __post_init__(self):
         require_positive(self, "width", "depth", "mlp_dim", "num_heads", "num_kv_heads", "head_dim")
+        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ValueError(f"GemmaConfig.lora_rank must be an int >= 0, got {self.lora_rank!r}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(
                 f"GemmaConfig.num_heads ({self.num_heads}) must be a multiple of "
@@ -105,6 +109,8 @@ class Pi0Config:
     vision: VisionConfig
     dtype: str = "float32"
     pi05: bool = False
+    scan_layers: bool = False  # run the layers with jax.lax.scan (compile time independent of depth)
+    remat: bool = False  # recompute each layer in the backward pass (jax.checkpoint), as openpi
 
     def __post_init__(self):
         require_positive(self, "action_dim", "action_horizon", "max_token_len", "vocab_size")
@@ -150,6 +156,9 @@ SIGLIP_SO400M_14 = VisionConfig(
     image_size=224, patch_size=14, width=1152, depth=27, mlp_dim=4304, num_heads=16
 )
 PALIGEMMA_VOCAB_SIZE = 257_152
+# openpi's LoRA variants: same sizes, LoRA on attention and feed-forward.
+GEMMA_2B_LORA = dataclasses.replace(GEMMA_2B, lora_rank=16, lora_alpha=16.0)
+GEMMA_300M_LORA = dataclasses.replace(GEMMA_300M, lora_rank=32, lora_alpha=32.0)
 
 TINY = Pi0Config(
     action_dim=4,
@@ -187,6 +196,24 @@ PI0 = Pi0Config(
 
 OPENPI_DUMMY_PI05 = OPENPI_DUMMY.replace(pi05=True)
 PI05 = PI0.replace(pi05=True, max_token_len=200)
+
+
+
+def lora_variant(config: Pi0Config, *, paligemma: bool = True, action_expert: bool = True,
+                 rank: int | None = None, alpha: float | None = None) -> Pi0Config:
+    """``config`` with LoRA on the chosen experts: openpi's ranks by default (Gemma-2B width:
+    ``gemma_2b_lora``, rank 16 / alpha 16; smaller widths: ``gemma_300m_lora``, rank 32 / alpha 32),
+    or the given ``rank`` and ``alpha`` (default alpha = rank)."""
+
+    def with_lora(c: GemmaConfig) -> GemmaConfig:
+        r = rank if rank is not None else (16 if c.width >= GEMMA_2B.width else 32)
+        return dataclasses.replace(c, lora_rank=r, lora_alpha=float(alpha if alpha is not None else r))
+
+    return config.replace(
+        paligemma=with_lora(config.paligemma) if paligemma else config.paligemma,
+        action_expert=with_lora(config.action_expert) if action_expert else config.action_expert,
+    )
+
 
 PRESETS = {
     "tiny": TINY,

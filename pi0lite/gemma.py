@@ -29,8 +29,10 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
+from pi0lite import lora
 from pi0lite.config import GemmaConfig
 from pi0lite.init import fan_in_normal, normal
+from pi0lite.remat import run_layers
 from pi0lite.masks import MASK_VALUE
 from pi0lite.norms import make_norm, rms_norm
 
@@ -114,22 +116,50 @@ def check_experts_agree(configs: Sequence[GemmaConfig]) -> None:
 
 
 class Einsum(nnx.Module):
-    """A weight ``w`` used in an einsum (openpi's name for every Gemma projection)."""
+    """A weight ``w`` used in an einsum (openpi's name for every Gemma projection).
 
-    def __init__(self, shape: tuple[int, ...], fan_in: int, *, rngs: nnx.Rngs):
+    With ``lora_rank > 0`` it also holds openpi's LoRA factors ``lora_a`` / ``lora_b`` and
+    ``__call__`` adds the low-rank path (:mod:`pi0lite.lora`).
+    """
+
+    def __init__(self, shape: tuple[int, ...], fan_in: int, *, rngs: nnx.Rngs, name: str = "",
+                 lora_rank: int = 0, lora_alpha: float = 1.0):
         self.w = fan_in_normal(rngs, shape, fan_in)
+        self.name, self.lora_rank = name, lora_rank
+        if lora_rank:
+            self.lora_a, self.lora_b = lora.make_factors(rngs, shape, lora_rank)
+            self.lora_scale = lora.scaling(name, lora_rank, lora_alpha)
+
+    def __call__(self, eqn: str, x: Float[Array, "..."], layer: int) -> Float[Array, "..."]:
+        y = jnp.einsum(eqn, x, self.w[layer].astype(x.dtype))
+        if self.lora_rank:
+            y = y + lora.lora_path(self.name, x, self.lora_a[layer], self.lora_b[layer], self.lora_scale)
+        return y
 
 
 class FeedForward(nnx.Module):
     """GeGLU: ``(gelu_tanh(x·G₀) ⊙ (x·G₁))·W``, weights stacked over layers."""
 
-    def __init__(self, depth: int, width: int, mlp_dim: int, *, rngs: nnx.Rngs):
+    def __init__(self, depth: int, width: int, mlp_dim: int, *, rngs: nnx.Rngs, lora_rank: int = 0):
         self.gating_einsum = fan_in_normal(rngs, (depth, 2, width, mlp_dim), width)
         self.linear = fan_in_normal(rngs, (depth, mlp_dim, width), mlp_dim)
+        self.lora_rank = lora_rank
+        if lora_rank:  # openpi's names; no alpha/rank scaling in openpi's FeedForward
+            self.gating_einsum_lora_a, self.gating_einsum_lora_b = lora.make_factors(
+                rngs, (depth, 2, width, mlp_dim), lora_rank)
+            self.linear_lora_a, self.linear_lora_b = lora.make_factors(rngs, (depth, mlp_dim, width), lora_rank)
 
     def __call__(self, x: Float[Array, "b t d"], layer: int) -> Float[Array, "b t d"]:
-        gate, up = jnp.einsum("btd,cdf->cbtf", x, self.gating_einsum[layer].astype(x.dtype))  # c = 2: gate, up
-        return jnp.einsum("btf,fd->btd", gelu_tanh(gate) * up, self.linear[layer].astype(x.dtype))
+        gating = jnp.einsum("btd,cdf->cbtf", x, self.gating_einsum[layer].astype(x.dtype))  # c = 2: gate, up
+        if self.lora_rank:
+            gating = gating + lora.lora_path(
+                "gating_einsum", x, self.gating_einsum_lora_a[layer], self.gating_einsum_lora_b[layer], 1.0)
+        gate, up = gating
+        h = gelu_tanh(gate) * up
+        out = jnp.einsum("btf,fd->btd", h, self.linear[layer].astype(x.dtype))
+        if self.lora_rank:
+            out = out + lora.lora_path("linear", h, self.linear_lora_a[layer], self.linear_lora_b[layer], 1.0)
+        return out
 
 
 class Embedder(nnx.Module):
@@ -153,21 +183,22 @@ class ExpertAttention(nnx.Module):
 
     def __init__(self, c: GemmaConfig, *, rngs: nnx.Rngs):
         l, n, k, h, d = c.depth, c.num_heads, c.num_kv_heads, c.head_dim, c.width
-        self.q_einsum = Einsum((l, n, d, h), d, rngs=rngs)
-        self.kv_einsum = Einsum((l, 2, k, d, h), d, rngs=rngs)
-        self.attn_vec_einsum = Einsum((l, n, h, d), n * h, rngs=rngs)
+        lora_args = {"lora_rank": c.lora_rank, "lora_alpha": c.lora_alpha}
+        self.q_einsum = Einsum((l, n, d, h), d, rngs=rngs, name="q_einsum", **lora_args)
+        self.kv_einsum = Einsum((l, 2, k, d, h), d, rngs=rngs, name="kv_einsum", **lora_args)
+        self.attn_vec_einsum = Einsum((l, n, h, d), n * h, rngs=rngs, name="attn_vec_einsum", **lora_args)
 
     def qkv(
         self, x: Float[Array, "b t d"], layer: int
     ) -> tuple[Float[Array, "b t n h"], Float[Array, "b t k h"], Float[Array, "b t k h"]]:
         """This expert's queries, keys and values (before RoPE) for its own tokens."""
-        q = jnp.einsum("btd,ndh->btnh", x, self.q_einsum.w[layer].astype(x.dtype))
-        k, v = jnp.einsum("btd,ckdh->cbtkh", x, self.kv_einsum.w[layer].astype(x.dtype))  # c = 2: k, v
+        q = self.q_einsum("btd,ndh->btnh", x, layer)
+        k, v = self.kv_einsum("btd,ckdh->cbtkh", x, layer)  # c = 2: k, v
         return q, k, v
 
     def out(self, y: Float[Array, "b t n h"], layer: int) -> Float[Array, "b t d"]:
         """Heads back to this expert's width."""
-        return jnp.einsum("btnh,nhd->btd", y, self.attn_vec_einsum.w[layer].astype(y.dtype))
+        return self.attn_vec_einsum("btnh,nhd->btd", y, layer)
 
 
 class Expert(nnx.Module):
@@ -238,8 +269,11 @@ class Gemma(nnx.Module):
         rngs: nnx.Rngs,
         dtype: str = "float32",
         adarms: Sequence[bool] | None = None,
+        scan_layers: bool = False,
+        remat: bool = False,
     ):
         configs = tuple(configs)
+        self.scan_layers, self.remat = scan_layers, remat
         check_experts_agree(configs)
         adarms = tuple(adarms) if adarms is not None else (False,) * len(configs)
         if len(adarms) != len(configs):
@@ -251,7 +285,7 @@ class Gemma(nnx.Module):
         # random draws in a fixed order: every expert's attention, then every expert's MLP
         # (the order of earlier pi0lite versions, so a seed still gives the same weights)
         attns = [ExpertAttention(c, rngs=rngs) for c in configs]
-        mlps = [FeedForward(c.depth, c.width, c.mlp_dim, rngs=rngs) for c in configs]
+        mlps = [FeedForward(c.depth, c.width, c.mlp_dim, rngs=rngs, lora_rank=c.lora_rank) for c in configs]
         self.experts = nnx.List(
             [Expert(c, attn=at, mlp=m, adarms=a) for c, at, m, a in zip(configs, attns, mlps, adarms)]
         )
@@ -368,17 +402,15 @@ class Gemma(nnx.Module):
         validate_call(xs, positions, mask, kv_cache, cache_index, self.configs)
         xs = [None if x is None else x.astype(self.dtype) for x in xs]
         conds = list(adarms_cond) if adarms_cond is not None else [None] * len(xs)
-        ks, vs = [], []
-        for layer in range(self.depth):
-            cache = None if kv_cache is None else (kv_cache[0][layer], kv_cache[1][layer])
-            xs, (k, v) = self.block(
-                xs, layer=layer, conds=conds, positions=positions, mask=mask,
-                cache=cache, cache_index=cache_index, record=record_attention,
-            )
-            ks.append(k)
-            vs.append(v)
+        def one_layer(xs, layer, cache):
+            return self.block(xs, layer=layer, conds=conds, positions=positions, mask=mask,
+                              cache=cache, cache_index=cache_index, record=record_attention)
+
+        plain = record_attention  # sow() needs the Python loop without remat
+        xs, (ks, vs) = run_layers(one_layer, xs, self.depth, kv_cache, scan=self.scan_layers and not plain,
+                                  remat=self.remat and not plain)
         outs = [
             None if x is None else expert.final_norm(x, None, cond)[0]  # the final norm's gate is unused
             for expert, x, cond in zip(self.experts, xs, conds)
         ]
-        return outs, (jnp.stack(ks), jnp.stack(vs))
+        return outs, (ks, vs)

@@ -40,10 +40,12 @@ class Pi0(nnx.Module):
     def __init__(self, config: Pi0Config, *, rngs: nnx.Rngs):
         self.config = config
         pg, ax = config.paligemma, config.action_expert
+        layers = {"scan_layers": config.scan_layers, "remat": config.remat}
         llm = Gemma(
-            [pg, ax], vocab_size=config.vocab_size, rngs=rngs, dtype=config.dtype, adarms=(False, config.pi05)
+            [pg, ax], vocab_size=config.vocab_size, rngs=rngs, dtype=config.dtype, adarms=(False, config.pi05),
+            **layers,
         )
-        img = SigLIP(config.vision, pg.width, rngs=rngs)
+        img = SigLIP(config.vision, pg.width, rngs=rngs, **layers)
         self.PaliGemma = nnx.Dict(llm=llm, img=img)
         self.action_in_proj = linear(config.action_dim, ax.width, rngs=rngs)
         if config.pi05:

@@ -21,6 +21,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from pi0lite.config import VisionConfig
 from pi0lite.init import fan_in_normal
+from pi0lite.remat import run_layers
 
 LN_EPS = 1e-6
 
@@ -110,26 +111,27 @@ class EncoderBlock(nnx.Module):
 
 
 class Encoder(nnx.Module):
-    def __init__(self, cfg: VisionConfig, *, rngs):
-        self.depth = cfg.depth
+    def __init__(self, cfg: VisionConfig, *, rngs, scan_layers: bool = False, remat: bool = False):
+        self.depth, self.scan_layers, self.remat = cfg.depth, scan_layers, remat
         self.encoderblock = EncoderBlock(cfg, rngs=rngs)
         self.encoder_norm = LayerNorm((cfg.width,))
 
     def __call__(self, x, record: bool = False):
-        for layer in range(self.depth):
-            x = self.encoderblock(x, layer, record)
+        x, _ = run_layers(lambda x, layer, _: (self.encoderblock(x, layer, record), None), x, self.depth,
+                          scan=self.scan_layers and not record, remat=self.remat and not record)
         return layer_norm(x, self.encoder_norm.scale[...], self.encoder_norm.bias[...])
 
 
 class SigLIP(nnx.Module):
     """Images ``[b, S, S, 3]`` in [−1, 1] → tokens ``[b, (S/patch)², out_width]``."""
 
-    def __init__(self, cfg: VisionConfig, out_width: int, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: VisionConfig, out_width: int, *, rngs: nnx.Rngs, scan_layers: bool = False,
+                 remat: bool = False):
         self.cfg = cfg
         p, w = cfg.patch_size, cfg.width
         self.embedding = Dense((p, p, 3, w), (w,), p * p * 3, rngs=rngs)  # HWIO conv kernel
         self.pos_embedding = fan_in_normal(rngs, (1, cfg.num_patches, w), w)
-        self.Transformer = Encoder(cfg, rngs=rngs)
+        self.Transformer = Encoder(cfg, rngs=rngs, scan_layers=scan_layers, remat=remat)
         self.head = Dense((w, out_width), (out_width,), w, rngs=rngs)
 
     def __call__(self, images: Float[ArrayLike, "b y x 3"], *, record_attention: bool = False) -> Float[Array, "b i d"]:

@@ -1,0 +1,294 @@
+"""``python -m pi0lite.memory``: per-device memory of the real pi0 / pi0.5, from XLA and by hand.
+
+For every model (``PI0``, ``PI05``), mode and FSDP size (1, 2, 4, 8) the real jitted function is
+lowered and compiled ahead of time on abstract inputs (``jax.ShapeDtypeStruct``; nothing is
+allocated) on forced host CPU devices, and XLA's buffer assignment is read back
+(``compiled.memory_analysis()``): per device, ``arguments + outputs − aliased (donated) + temporaries``.
+
+* ``inference``: ``sample_actions`` (10 Euler steps with the prefix KV cache), batch 1, parameters
+  in bfloat16 (openpi restores parameters as bf16 for serving).
+* ``lora``: one AdamW step, batch 32, the ``gemma_2b_lora`` + ``gemma_300m_lora`` variants; frozen
+  parameters stored in bf16 and without optimiser state, as openpi's ``init_train_state`` does;
+  no EMA (openpi's LoRA example config sets ``ema_decay=None``).
+* ``full``: one AdamW step, batch 32, f32 parameters and optimiser state plus openpi's EMA copy of
+  the parameters (``ema_decay=0.99``, the default of openpi's ``TrainConfig``).
+
+Training uses per-layer rematerialisation (``remat``, as openpi's ``nn.remat``) unless ``--no-remat``;
+the layers run under ``jax.lax.scan`` (as openpi's ``nn.scan``), so a compile costs about one
+layer whatever the depth and the numbers are for the full depth, not extrapolated.
+
+The closed-form estimate beside it counts parameters + gradients + optimiser state (+ EMA) and
+the activations of :func:`activation_bytes`. XLA:CPU vs a GPU: the same HLO and the same buffer
+assignment ideas, but a GPU backend fuses differently (for example attention kernels that never
+write the probabilities), and XLA:CPU upcasts bfloat16 matmuls to float32, so the CPU temporaries
+are an upper bound for activations; a GPU process also needs the CUDA context and allocator
+slack (JAX preallocates 75 % of the memory unless told otherwise). GB = 1e9 bytes, per device.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__" and "jax" not in sys.modules:  # 8 host devices before JAX starts
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from pi0lite import sharding
+from pi0lite.config import PI0, PI05, Pi0Config
+from pi0lite.pi0 import Pi0
+
+GB = 1e9
+MODELS = {"PI0": PI0, "PI05": PI05}
+MODES = ("inference", "lora", "full")
+FSDP_SIZES = (1, 2, 4, 8)
+#: openpi's README: "more than" this much memory on one GPU.
+OPENPI_GB = {"inference": 8.0, "lora": 22.5, "full": 70.0}
+TRAIN_BATCH, INFER_BATCH, NUM_STEPS, EMA_DECAY = 32, 1, 10, 0.99
+S = jax.ShapeDtypeStruct
+
+
+def model_config(name: str, mode: str, *, remat: bool = True) -> Pi0Config:
+    """The preset of ``name`` for ``mode`` (LoRA variants for ``lora``), layers scanned, remat on/off."""
+    from pi0lite.config import lora_variant
+
+    cfg = MODELS[name]
+    if mode == "lora":
+        cfg = lora_variant(cfg)
+    return cfg.replace(scan_layers=True, remat=remat and mode != "inference")
+
+
+def abstract_batch(config: Pi0Config, b: int, *, train: bool) -> dict:
+    s, l, h, d = config.vision.image_size, config.max_token_len, config.action_horizon, config.action_dim
+    batch = {
+        "images": S((b, len(config.image_keys), s, s, 3), jnp.float32), "state": S((b, d), jnp.float32),
+        "tokenized_prompt": S((b, l), jnp.int32), "tokenized_prompt_mask": S((b, l), jnp.bool_),
+    }
+    if train:
+        batch |= {"actions": S((b, h, d), jnp.float32), "noise": S((b, h, d), jnp.float32), "time": S((b,), jnp.float32)}
+    return batch
+
+
+def _as(tree, dtype):
+    return jax.tree.map(lambda x: S(x.shape, dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+def inference_fn(config: Pi0Config):
+    """``(abstract params, fn(params, batch, key) -> actions)`` with bfloat16 parameters (openpi
+    restores parameters as bf16 for serving) except SigLIP's patch convolution (0.7 M parameters),
+    whose float32 images need a float32 kernel in ``lax.conv``."""
+    from pi0lite.train import batch_observation
+
+    model = nnx.eval_shape(lambda: Pi0(config, rngs=nnx.Rngs(0)))
+    graphdef, conv, rest = nnx.split(model, nnx.PathContains("embedding", exact=True), ...)
+    params = (conv, _as(rest, jnp.bfloat16))
+
+    def fn(params, batch, key):
+        model = nnx.merge(graphdef, *params)
+        return model.sample_actions(key, batch_observation(config, batch), num_steps=NUM_STEPS)
+
+    return params, fn
+
+
+def train_fn(config: Pi0Config, *, ema: bool):
+    """``(abstract state, step(state, batch) -> (state, loss))`` of one openpi-style AdamW step.
+
+    ``state = (trainable f32, frozen bf16, optimiser state, EMA of the parameters or None)``.
+    """
+    from pi0lite.lora import trainable_filter
+    from pi0lite.train import loss_fn
+
+    model = nnx.eval_shape(lambda: Pi0(config, rngs=nnx.Rngs(0)))
+    graphdef, trainable, frozen = nnx.split(model, trainable_filter(config), ...)
+    frozen = _as(frozen, jnp.bfloat16)  # openpi stores frozen parameters in bf16
+    tx = optax.adamw(1e-4, weight_decay=1e-10)
+    opt = jax.eval_shape(tx.init, trainable)
+    state = (trainable, frozen, opt, trainable if ema else None)
+
+    def step(state, batch):
+        trainable, frozen, opt, ema_params = state
+        loss, grads = jax.value_and_grad(lambda t: loss_fn(nnx.merge(graphdef, t, frozen), batch))(trainable)
+        updates, opt = tx.update(grads, opt, trainable)
+        trainable = optax.apply_updates(trainable, updates)
+        if ema_params is not None:
+            ema_params = jax.tree.map(lambda e, p: EMA_DECAY * e + (1 - EMA_DECAY) * p, ema_params, trainable)
+        return (trainable, frozen, opt, ema_params), loss
+
+    return state, step
+
+
+def xla_memory(name: str, mode: str, fsdp: int, *, remat: bool = True) -> dict:
+    """Per-device bytes from XLA's buffer assignment of the compiled function (nothing allocated)."""
+    config = model_config(name, mode, remat=remat)
+    mesh = sharding.make_mesh(fsdp, devices=jax.devices()[:fsdp])
+    rep = sharding.replicated(mesh)
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    t0 = time.perf_counter()
+    if mode == "inference":
+        params, fn = inference_fn(config)
+        sh = sharding.state_shardings(params, mesh)
+        batch = abstract_batch(config, INFER_BATCH, train=False)
+        jitted = jax.jit(fn, in_shardings=(sh, rep, rep), out_shardings=rep)
+        compiled = jitted.lower(params, batch, key).compile()
+    else:
+        state, step = train_fn(config, ema=mode == "full")
+        sh = sharding.state_shardings(state, mesh)
+        batch = abstract_batch(config, TRAIN_BATCH, train=True)
+        jitted = jax.jit(step, in_shardings=(sh, sharding.batch_sharding(mesh)), out_shardings=(sh, rep),
+                         donate_argnums=0)
+        compiled = jitted.lower(state, batch).compile()
+    m = compiled.memory_analysis()
+    args, out, alias, temp = (m.argument_size_in_bytes, m.output_size_in_bytes, m.alias_size_in_bytes,
+                              m.temp_size_in_bytes)
+    return {"arguments": args, "outputs": out, "aliased": alias, "temporaries": temp,
+            "peak": args + out - alias + temp, "compile_seconds": time.perf_counter() - t0}
+
+
+# --- by hand ---------------------------------------------------------------------------------
+
+
+def param_counts(config: Pi0Config) -> tuple[int, int]:
+    """``(all parameters, trainable parameters)`` of ``config`` (eval_shape: nothing allocated)."""
+    from pi0lite.lora import trainable_filter
+
+    model = nnx.eval_shape(lambda: Pi0(config, rngs=nnx.Rngs(0)))
+    count = lambda f: sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, f)))
+    return count(nnx.Param), count(trainable_filter(config))
+
+
+def layer_activation_bytes(config: Pi0Config, batch: int) -> tuple[int, int]:
+    """Bytes one Gemma layer and one SigLIP layer keep for the backward pass (no remat).
+
+    Gemma (bf16, 2 bytes), per token of expert e: residual, normed, attention output, second
+    residual (4·D), queries and attention heads (2·N·H), keys and values (2·K·H), gate, up, gelu
+    and product (4·F); per example the attention logits/probabilities N·T² in f32 plus a bf16 copy.
+    SigLIP (f32 here): per patch 6·W + 2·M, per head logits and probabilities 2·P².
+    """
+    g = config.paligemma
+    tokens = [config.prefix_len, config.suffix_len]
+    llm = 0
+    for c, t in zip((config.paligemma, config.action_expert), tokens):
+        llm += t * (4 * c.width + 2 * c.num_heads * c.head_dim + 2 * c.num_kv_heads * c.head_dim + 4 * c.mlp_dim) * 2
+    llm += g.num_heads * sum(tokens) ** 2 * (4 + 2)
+    v, p = config.vision, config.vision.num_patches
+    vision = len(config.image_keys) * (p * (6 * v.width + 2 * v.mlp_dim) * 4 + v.num_heads * p * p * 2 * 4)
+    return llm * batch, vision * batch
+
+
+def activation_bytes(config: Pi0Config, batch: int, *, remat: bool) -> int:
+    """Training activations: every layer's (no remat), or each layer's input plus one layer's
+    working set and its gradient (remat: the layer is recomputed in the backward pass)."""
+    llm, vision = layer_activation_bytes(config, batch)
+    g, v = config.paligemma, config.vision
+    if not remat:
+        return g.depth * llm + v.depth * vision
+    residual = batch * (config.prefix_len * g.width + config.suffix_len * config.action_expert.width) * 2
+    patches = batch * len(config.image_keys) * v.num_patches * v.width * 4
+    return g.depth * residual + v.depth * patches + 2 * max(llm, vision)
+
+
+def estimate(name: str, mode: str, fsdp: int, *, remat: bool = True) -> dict:
+    """Closed-form per-device bytes: parameters + gradients + optimiser state (+ EMA) + activations."""
+    config = model_config(name, mode, remat=remat)
+    total, trainable = param_counts(config)
+    if mode == "inference":
+        g = config.paligemma
+        kv = 2 * g.depth * INFER_BATCH * config.prefix_len * g.num_kv_heads * g.head_dim * 2
+        act = max(layer_activation_bytes(config, INFER_BATCH)) // 2  # forward only: no gradients
+        parts = {"parameters": 2 * total / fsdp, "kv_cache": kv, "activations": act}
+    else:
+        frozen = total - trainable
+        parts = {
+            "parameters": (4 * trainable + 2 * frozen) / fsdp,
+            "gradients": 4 * trainable / fsdp,
+            "optimizer": 8 * trainable / fsdp,
+            "ema": 4 * total / fsdp if mode == "full" else 0,
+            "activations": activation_bytes(config, TRAIN_BATCH // fsdp, remat=remat),
+        }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    mode: str
+    fsdp: int
+    xla_gb: float
+    estimate_gb: float
+    compile_seconds: float
+
+
+def plan(models=tuple(MODELS), modes=MODES, fsdp_sizes=FSDP_SIZES, *, remat: bool = True, progress=None) -> list[Row]:
+    rows = []
+    for name in models:
+        for mode in modes:
+            for f in fsdp_sizes:
+                x = xla_memory(name, mode, f, remat=remat)
+                e = estimate(name, mode, f, remat=remat)
+                rows.append(Row(name, mode, f, x["peak"] / GB, e["total"] / GB, x["compile_seconds"]))
+                if progress is not None:
+                    progress(rows[-1])
+    return rows
+
+
+def to_json(rows: list[Row]) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r.model, {}).setdefault(r.mode, {})[str(r.fsdp)] = {
+            "xla_gb": round(r.xla_gb, 2), "estimate_gb": round(r.estimate_gb, 2)}
+    return out
+
+
+def to_markdown(rows: list[Row]) -> str:
+    lines = ["| model | mode | " + " | ".join(f"FSDP {f} XLA / est." for f in FSDP_SIZES) + " | openpi (1 GPU) |",
+             "| --- | --- | " + " | ".join("---" for _ in FSDP_SIZES) + " | --- |"]
+    table = to_json(rows)
+    for name, modes in table.items():
+        for mode, by_f in modes.items():
+            cells = [f"{by_f[str(f)]['xla_gb']:.1f} / {by_f[str(f)]['estimate_gb']:.1f}" if str(f) in by_f else "–"
+                     for f in FSDP_SIZES]
+            lines.append(f"| {name} | {mode} | " + " | ".join(cells) + f" | > {OPENPI_GB[mode]:g} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m pi0lite.memory", description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true", help="print only the JSON table")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    p.add_argument("--fsdp", nargs="+", type=int, default=list(FSDP_SIZES))
+    p.add_argument("--no-remat", action="store_true", help="keep every layer's activations (no recomputation)")
+    args = p.parse_args(argv)
+    if jax.device_count() < max(args.fsdp):
+        raise SystemExit(f"need {max(args.fsdp)} devices, have {jax.device_count()} (run as python -m pi0lite.memory)")
+    log = None if args.json else (lambda r: print(
+        f"{r.model:5s} {r.mode:9s} fsdp {r.fsdp}: XLA {r.xla_gb:7.2f} GB, estimate {r.estimate_gb:7.2f} GB "
+        f"(compiled in {r.compile_seconds:.0f} s)", flush=True))
+    rows = plan(args.models, args.modes, args.fsdp, remat=not args.no_remat, progress=log)
+    if args.json:
+        print(json.dumps(to_json(rows)))
+    else:
+        print(("remat off" if args.no_remat else "remat on") + "; GB = 1e9 bytes per device\n" + to_markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
