@@ -176,6 +176,18 @@ def test_in_alphabet_but_out_of_range_coefficient_flagged(small_tok, side):
     assert tok.decode([ok_ids])[1][0]
 
 
+def test_one_coefficient_too_many_is_invalid(small_tok):
+    """A decoded string one character longer than h·d (every character in range) is not a chunk."""
+    tok, x = small_tok
+    c = tok.config
+    q = tok.quantise(x[:1]).reshape(1, -1)
+    string = fast_bpe.rows_to_strings(c.to_code_points(q))[0]
+    ids = tok.bpe.encode(string + string[-1]).ids
+    assert len(tok.bpe.decode(ids)) == c.action_horizon * c.action_dim + 1
+    assert tok.decode([tok.bpe.encode(string).ids])[1][0]
+    assert not tok.decode([ids])[1][0]
+
+
 def test_bytes_every_accepted_integer_roundtrips(small_tok):
     tok, _ = small_tok
     c = tok.config

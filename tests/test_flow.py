@@ -18,6 +18,13 @@ def test_sample_time_is_beta_1p5_1_squeezed_into_0p001_1():
     assert abs(t.mean() - (0.6 * 0.999 + 0.001)) < 0.01
 
 
+def test_sample_time_is_the_affine_map_of_a_beta_draw():
+    """Same key: t = Beta(1.5, 1)·0.999 + 0.001 exactly (the floor 0.001 and the 0.999 both show)."""
+    key = jax.random.key(3)
+    beta = np.asarray(jax.random.beta(key, 1.5, 1.0, (64,)), np.float64)
+    np.testing.assert_allclose(np.asarray(flow.sample_time(key, 64)), beta * 0.999 + 0.001, rtol=1e-6, atol=1e-7)
+
+
 def test_euler_step_by_hand():
     x = jnp.array([[[1.0, -2.0]]])
     v = jnp.array([[[0.5, 4.0]]])
