@@ -32,7 +32,7 @@ from jaxtyping import Array, Bool, Float, Int
 from pi0lite import lora
 from pi0lite.config import GemmaConfig
 from pi0lite.init import fan_in_normal, normal
-from pi0lite.remat import run_layers
+from pi0lite.remat import LayerIndex, run_layers
 from pi0lite.masks import MASK_VALUE
 from pi0lite.norms import make_norm, rms_norm
 
@@ -130,7 +130,7 @@ class Einsum(nnx.Module):
             self.lora_a, self.lora_b = lora.make_factors(rngs, shape, lora_rank)
             self.lora_scale = lora.scaling(name, lora_rank, lora_alpha)
 
-    def __call__(self, eqn: str, x: Float[Array, "..."], layer: int) -> Float[Array, "..."]:
+    def __call__(self, eqn: str, x: Float[Array, "..."], layer: LayerIndex) -> Float[Array, "..."]:
         y = jnp.einsum(eqn, x, self.w[layer].astype(x.dtype))
         if self.lora_rank:
             y = y + lora.lora_path(self.name, x, self.lora_a[layer], self.lora_b[layer], self.lora_scale)
@@ -149,7 +149,7 @@ class FeedForward(nnx.Module):
                 rngs, (depth, 2, width, mlp_dim), lora_rank)
             self.linear_lora_a, self.linear_lora_b = lora.make_factors(rngs, (depth, mlp_dim, width), lora_rank)
 
-    def __call__(self, x: Float[Array, "b t d"], layer: int) -> Float[Array, "b t d"]:
+    def __call__(self, x: Float[Array, "b t d"], layer: LayerIndex) -> Float[Array, "b t d"]:
         gating = jnp.einsum("btd,cdf->cbtf", x, self.gating_einsum[layer].astype(x.dtype))  # c = 2: gate, up
         if self.lora_rank:
             gating = gating + lora.lora_path(
@@ -189,14 +189,14 @@ class ExpertAttention(nnx.Module):
         self.attn_vec_einsum = Einsum((l, n, h, d), n * h, rngs=rngs, name="attn_vec_einsum", **lora_args)
 
     def qkv(
-        self, x: Float[Array, "b t d"], layer: int
+        self, x: Float[Array, "b t d"], layer: LayerIndex
     ) -> tuple[Float[Array, "b t n h"], Float[Array, "b t k h"], Float[Array, "b t k h"]]:
         """This expert's queries, keys and values (before RoPE) for its own tokens."""
         q = self.q_einsum("btd,ndh->btnh", x, layer)
         k, v = self.kv_einsum("btd,ckdh->cbtkh", x, layer)  # c = 2: k, v
         return q, k, v
 
-    def out(self, y: Float[Array, "b t n h"], layer: int) -> Float[Array, "b t d"]:
+    def out(self, y: Float[Array, "b t n h"], layer: LayerIndex) -> Float[Array, "b t d"]:
         """Heads back to this expert's width."""
         return self.attn_vec_einsum("btnh,nhd->btd", y, layer)
 
@@ -298,7 +298,7 @@ class Gemma(nnx.Module):
         self,
         xs: Sequence[Float[Array, "b _t _d"] | None],
         *,
-        layer: int,
+        layer: LayerIndex,
         positions: Int[Array, "b t"],
         mask: Bool[Array, "b t s"],
         cache: LayerKV | None = None,
@@ -344,7 +344,7 @@ class Gemma(nnx.Module):
         self,
         xs: Sequence[Float[Array, "b _t _d"] | None],
         *,
-        layer: int,
+        layer: LayerIndex,
         conds: Sequence[Float[Array, "b _c"] | None],
         positions: Int[Array, "b t"],
         mask: Bool[Array, "b t s"],

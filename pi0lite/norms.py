@@ -16,6 +16,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float
 
+from pi0lite.remat import LayerIndex
+
 RMS_EPS = 1e-6
 
 
@@ -44,7 +46,7 @@ class RMSNorm(nnx.Module):
     def __init__(self, shape: tuple[int, ...]):
         self.scale = nnx.Param(jnp.zeros(shape, jnp.float32))
 
-    def __call__(self, x, layer: int | None = None, cond=None):
+    def __call__(self, x, layer: LayerIndex | None = None, cond=None):
         """Return ``(normed, gate)``; a plain RMSNorm has no gate (None)."""
         scale = self.scale[...] if layer is None else self.scale[layer]
         return rms_norm(x, scale), None
@@ -62,7 +64,7 @@ class AdaRMSNorm(nnx.Module):
     def __init__(self, lead: tuple[int, ...], cond_dim: int, width: int):
         self.Dense_0 = AdaDense(lead, cond_dim, width)
 
-    def __call__(self, x, layer: int | None = None, cond=None):
+    def __call__(self, x, layer: LayerIndex | None = None, cond=None):
         if cond is None:
             raise ValueError("an adaRMS expert needs adarms_cond (the time condition), got None")
         d = self.Dense_0

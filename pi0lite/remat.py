@@ -9,6 +9,10 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Int
+
+#: A layer number as ``one_layer`` sees it: a Python int in the loop, a traced scalar under ``scan``.
+LayerIndex = int | Int[Array, ""]
 
 
 def run_layers(one_layer: Callable, x: Any, depth: int, per_layer: Any = None, *, scan: bool = False,

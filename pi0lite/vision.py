@@ -21,7 +21,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from pi0lite.config import VisionConfig
 from pi0lite.init import fan_in_normal
-from pi0lite.remat import run_layers
+from pi0lite.remat import LayerIndex, run_layers
 
 LN_EPS = 1e-6
 
@@ -74,7 +74,7 @@ class MultiHeadAttention(nnx.Module):
         self.value = Dense((depth, width, heads, hd), (depth, heads, hd), width, rngs=rngs)
         self.out = Dense((depth, heads, hd, width), (depth, width), width, rngs=rngs)
 
-    def __call__(self, x: Float[Array, "b i w"], layer: int, record: bool = False) -> Float[Array, "b i w"]:
+    def __call__(self, x: Float[Array, "b i w"], layer: LayerIndex, record: bool = False) -> Float[Array, "b i w"]:
         def proj(dense: Dense):
             return jnp.einsum("biw,wnh->binh", x, dense.kernel[layer]) + dense.bias[layer]
 
