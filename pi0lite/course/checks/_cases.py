@@ -142,3 +142,13 @@ def report_success(fn_name: str, num_cases: int) -> None:
 def random_normal(seed: int, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
     """Deterministic float32 test data (NumPy, so checks do not depend on JAX's PRNG)."""
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def call_student(fn, case: str, *args):
+    """Call the student's function; a crash becomes an ``AssertionError`` naming the case."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as err:
+        raise AssertionError(f"{getattr(fn, '__name__', 'function')}, case '{case}': raised {type(err).__name__}: {err}") from err

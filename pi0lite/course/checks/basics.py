@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from pi0lite.course.checks._cases import Case, compare, report_success
+from pi0lite.course.checks._cases import Case, call_student as _call, compare, report_success
 from pi0lite.params import count_params
 
 __all__ = ["check_two_normals", "check_count_params"]
@@ -43,16 +43,6 @@ def check_two_normals(two_normals) -> None:
         compare("two_normals", Case(name=name + ", a", args=(), expected=want_a, mistakes=reused | {swapped: want_b}, atol=1e-6), a)
         compare("two_normals", Case(name=name + ", b", args=(), expected=want_b, mistakes=reused | {swapped: want_a}, atol=1e-6), b)
     report_success("two_normals", len(cases))
-
-
-def _call(fn, case: str, *args):
-    """Call the student's function; a crash becomes an ``AssertionError`` naming the case."""
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise
-    except Exception as err:
-        raise AssertionError(f"{getattr(fn, '__name__', 'function')}, case '{case}': raised {type(err).__name__}: {err}") from err
 
 
 class _WithBatchNorm(nnx.Module):

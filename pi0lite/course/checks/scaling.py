@@ -11,19 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pi0lite.course.checks._cases import Case, report_success, run_cases
+from pi0lite.course.checks._cases import Case, call_student as _call, report_success, run_cases
 from pi0lite.lora import lora_path
 
 __all__ = ["check_fsdp_axis", "check_lora_q", "check_full_finetune_gb"]
-
-
-def _call(fn, case: str, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise
-    except Exception as err:
-        raise AssertionError(f"{getattr(fn, '__name__', 'function')}, case '{case}': raised {type(err).__name__}: {err}") from err
 
 
 # --- 12.1 ---------------------------------------------------------------------------------
