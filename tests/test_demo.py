@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pi0lite.toy import demo, evaluate as toy_eval, files
+from pi0lite.toy.jobs import JOBS
 from pi0lite.toy.evaluate import evaluate, wilson_interval
 
 FAST = ["--steps", "3", "--episodes", "4", "--eval-episodes", "5", "--aligned", "0"]
@@ -168,12 +169,12 @@ def test_ship_never_deletes_assets_before_the_copy_is_complete(tmp_path, monkeyp
 
     monkeypatch.setattr(files, "stage", fail_midway)
     with pytest.raises(OSError, match="disk full"):
-        demo.ship(out)
+        demo.ship(out, [JOBS["pi0"]])
     old = policy_mod.Policy.load(assets / "toy_policy")  # still the complete old policy
     assert sorted(p.name for p in assets.iterdir()) == ["toy_policy", "toy_results.json"]
     assert json.loads((assets / "toy_results.json").read_text()) == {"old": True}
     monkeypatch.setattr(files, "stage", lambda name: None)
-    demo.ship(out)
+    demo.ship(out, [JOBS["pi0"]])
     new = policy_mod.Policy.load(assets / "toy_policy")
     assert not np.array_equal(np.asarray(old.model.action_in_proj.kernel[...]), np.asarray(new.model.action_in_proj.kernel[...]))
     assert json.loads((assets / "toy_results.json").read_text()) == {"new": True}
@@ -196,8 +197,8 @@ def test_launch_without_affinity_and_without_bogus_xla_flag(tmp_path, monkeypatc
             return 0
 
     monkeypatch.setattr(demo.subprocess, "Popen", FakePopen)
-    args = types.SimpleNamespace(sequential=False, steps=3, seed=0, batch_size=4, image_size=32)
-    jobs = [("pi0", "flow", 1.0), ("mse", "mse", 1.0)]
+    args = types.SimpleNamespace(sequential=False, steps=3, seed=0, batch_size=4, image_size=32, no_aux=False)
+    jobs = [JOBS["pi0"], JOBS["mse"]]
     demo.launch(args, tmp_path, jobs)
     for _, env, _ in started:
         assert "intra_op_parallelism_threads" not in env.get("XLA_FLAGS", "")
@@ -221,3 +222,36 @@ def test_atomic_writes_have_ordinary_permissions(tmp_path):
         os.umask(mask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+# --- --policies ----------------------------------------------------------------------------------
+
+
+def test_policies_option_selects_jobs_in_order_and_refuses_unknown_names(tmp_path, no_work, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(demo, "launch", lambda args, out, jobs: trained.append([j.name for j in jobs]))
+    demo.main(["--out", str(tmp_path / "a")] + FAST)
+    demo.main(["--out", str(tmp_path / "b"), "--policies", "mse,pi0_noaux"] + FAST)
+    demo.main(["--out", str(tmp_path / "c"), "--ablation"] + FAST)
+    assert trained == [["pi0", "mse"], ["mse", "pi0_noaux"], ["pi0", "mse", "pi0_noaux"]]
+    results = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert sorted(results["policies"]) == ["mse", "pi0", "pi0_noaux"]
+    assert results["ablation_no_aux"]["pi0"] == results["policies"]["pi0_noaux"]  # the old key still works
+    for bad, msg in [("pi0,nope", "unknown policy 'nope'"), ("pi0,pi0", "twice"), (",", "at least one")]:
+        with pytest.raises(SystemExit):
+            demo.main(["--out", str(tmp_path / "d"), "--policies", bad] + FAST)
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "d").exists() or not (tmp_path / "d" / "run.json").exists()
+
+
+def test_job_command_and_no_aux_scaling():
+    """The worker receives the job's mode, name and aux weight; --no-aux zeroes every aux weight."""
+    cmd = JOBS["pi0"].command(out="o", steps=7, seed=3, batch_size=8, image_size=32, position=1)
+    args = dict(zip(cmd[2::2], cmd[3::2]))
+    assert cmd[:2] == ["-m", "pi0lite.toy.demo_worker"]
+    assert args == {"--out": "o", "--mode": "flow", "--name": "pi0", "--steps": "7", "--seed": "3",
+                    "--batch-size": "8", "--aux-weight": "1.0", "--image-size": "32", "--position": "1"}
+    noaux = JOBS["pi0"].command(out="o", steps=7, seed=3, batch_size=8, image_size=32, position=1, aux_scale=0.0)
+    assert noaux[noaux.index("--aux-weight") + 1] == "0.0"
+    ablation = JOBS["pi0_noaux"].command(out="o", steps=1, seed=0, batch_size=1, image_size=32, position=0)
+    assert ablation[ablation.index("--aux-weight") + 1] == "0.0"  # no grounding loss even without --no-aux

@@ -1,12 +1,14 @@
 """``make demo``: build the toy data, train pi0 (flow) and the MSE baseline, evaluate, draw.
 
-    python -m pi0lite.demo --out outputs [--steps 5000] [--seed 0] [--image-size 32]
+    python -m pi0lite.demo --out outputs [--steps 5000] [--seed 0] [--image-size 32] [--policies pi0,mse]
 
 1. Builds 2,500 expert episodes (~148k chunks), the tokenizer and the normalisation stats.
-2. Trains the flow policy and the MSE baseline **concurrently, one process per core** (pinned with
-   ``os.sched_setaffinity``; about 1.35× the throughput of running them one after the other).
+2. Trains the chosen policies (``--policies``, default ``pi0,mse``: the flow policy and the MSE
+   baseline; :mod:`pi0lite.toy.jobs` lists every registered one) **concurrently, one process per
+   core** (pinned with ``os.sched_setaffinity``; about 1.35× the throughput of running them one
+   after the other), in waves of as many jobs as there are cores.
    Training checkpoints every 500 steps: re-running resumes an interrupted demo.
-3. Evaluates both on 1,000 episodes plus 300 aligned scenes, prints a table and writes
+3. Evaluates each on 1,000 episodes plus 300 aligned scenes, prints a table and writes
    ``results.json`` (every rate with its 95 % Wilson interval) first, then ``loss_curves.png``,
    ``rollouts_coin_flip.png``, ``rollouts_overview.png``, ``attn_mask.png`` (and ``rollouts.gif``
    with ``--gif``) to ``--out``.
@@ -15,8 +17,8 @@ The run directory is locked while the demo runs (a second demo into it stops at 
 its settings in ``run.json``: re-running with the same settings resumes, with different ones is
 refused unless ``--overwrite`` (which deletes the previous run's checkpoints first).
 
-``--ablation`` also trains the flow policy without the grounding loss (reported under
-``ablation_no_aux``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``,
+``--ablation`` adds ``pi0_noaux`` (the flow policy without the grounding loss; reported under
+``policies.pi0_noaux`` and, as before, ``ablation_no_aux.pi0``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``,
 each directory replaced atomically (the shipped checkpoints were made with
 ``--seed 0 --ablation --ship``, 5,000 steps each). Exact reproduction of the shipped numbers needs
 the one-core-per-job pinning below (training differs in the last bits between one and two cores).
@@ -33,8 +35,8 @@ import subprocess
 import sys
 import time
 
+from pi0lite.toy.jobs import DEFAULT, JOBS, Job, parse_policies
 
-JOB_NAMES = ("pi0", "mse", "pi0_noaux")
 #: Settings that decide the trained policies (``run.json``); evaluation settings may change freely.
 RUN_FIELDS = ("steps", "seed", "image_size", "episodes", "batch_size", "no_aux")
 
@@ -50,7 +52,7 @@ def usable_cores() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def launch(args, out: pathlib.Path, jobs: list[tuple[str, str, float]]) -> None:
+def launch(args, out: pathlib.Path, jobs: list[Job]) -> None:
     """Run the training jobs pinned one per core, in waves of ``#cores`` (one by one with 1 core).
 
     Without ``os.sched_setaffinity`` (macOS) the jobs still run in parallel, unpinned.
@@ -62,15 +64,15 @@ def launch(args, out: pathlib.Path, jobs: list[tuple[str, str, float]]) -> None:
     for start in range(0, len(jobs), wave):
         procs, batch = [], jobs[start : start + wave]
         pinned = parallel and len(batch) > 1  # a job alone gets every core
-        for i, (name, mode, aux) in enumerate(batch):
-            cmd = [sys.executable, "-m", "pi0lite.toy.demo_worker", "--out", str(out), "--mode", mode, "--name", name,
-                   "--steps", str(args.steps), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
-                   "--aux-weight", str(aux), "--image-size", str(args.image_size), "--position", str(i)]
+        for i, job in enumerate(batch):
+            cmd = [sys.executable, *job.command(out=str(out), steps=args.steps, seed=args.seed,
+                                                batch_size=args.batch_size, image_size=args.image_size, position=i,
+                                                aux_scale=0.0 if args.no_aux else 1.0)]
             env = dict(os.environ)
             if pinned:  # one core each: keep XLA from spawning a second compute thread on it
                 env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
             pin = _pin(cores[i]) if pinned and can_pin else None
-            procs.append((name, subprocess.Popen(cmd, env=env, preexec_fn=pin)))
+            procs.append((job.name, subprocess.Popen(cmd, env=env, preexec_fn=pin)))
         for name, proc in procs:
             if proc.wait():
                 raise SystemExit(f"training {name} failed (exit {proc.returncode})")
@@ -188,35 +190,34 @@ def draw(args, out: pathlib.Path, histories: dict, rollouts: dict) -> None:
 
 def print_table(results: dict) -> None:
     cols = ["success", "coin_flip_success", "aligned_success", "crash", "wrong", "timeout"]
-    print("\n" + f"{'policy':>8} " + " ".join(f"{c:>22}" for c in cols) + f" {'train_seconds':>14}")
+    print("\n" + f"{'policy':>10} " + " ".join(f"{c:>22}" for c in cols) + f" {'train_seconds':>14}")
     for name, m in results.items():
         cells = []
         for c in cols:
             lo, hi = m.get(f"{c}_ci95", [float("nan")] * 2)
             cells.append(f"{m.get(c, float('nan')):6.1%} [{lo:5.1%},{hi:6.1%}]" if c in m else f"{'-':>22}")
-        print(f"{name:>8} " + " ".join(f"{x:>22}" for x in cells) + f" {m['train_seconds']:14.0f}")
+        print(f"{name:>10} " + " ".join(f"{x:>22}" for x in cells) + f" {m['train_seconds']:14.0f}")
     print("(95 % Wilson intervals in brackets)")
 
 
-def ship(out: pathlib.Path) -> None:
+def ship(out: pathlib.Path, jobs: list[Job]) -> None:
     """Copy the trained policies (and the results) into ``pi0lite/assets`` for the notebooks.
 
     Each policy directory is replaced atomically (a complete copy is made beside it, then renamed
     into place): a kill or a failed copy leaves the previous assets intact.
     """
     from pi0lite.toy import files
-    from pi0lite.toy.policy import ASSETS, VARIANTS, Policy
+    from pi0lite.toy.policy import ASSETS, Policy
 
-    names = {"flow": "pi0", "mse": "mse", "noaux": "pi0_noaux"}
-    for variant, name in names.items():
-        src = out / name / "policy"
-        if (src / "params.npz").exists():
+    for job in jobs:
+        src = out / job.name / "policy"
+        if job.asset is not None and (src / "params.npz").exists():
             Policy.load(src)  # only a complete, valid policy is shipped
-            with files.atomic_directory(ASSETS / VARIANTS[variant]) as tmp:
+            with files.atomic_directory(ASSETS / job.asset) as tmp:
                 for f in sorted(src.iterdir()):
                     shutil.copy2(f, tmp / f.name)
                     files.stage(f"copied {f.name}")
-            print(f"shipped {name} to {ASSETS / VARIANTS[variant]}")
+            print(f"shipped {job.name} to {ASSETS / job.asset}")
     files.atomic_write_bytes(ASSETS / "toy_results.json", (out / "results.json").read_bytes())
 
 
@@ -231,14 +232,14 @@ def check_run(args, out: pathlib.Path) -> None:
         wrong = files.describe_differences(saved, wanted)
         reason = f"a run with different settings (saved vs requested: {'; '.join(wrong)})" if wrong else None
     else:
-        old = [n for n in JOB_NAMES if (out / n).exists()]
+        old = [n for n in JOBS if (out / n).exists()]
         reason = f"a run of unknown settings ({', '.join(old)}/ but no run.json)" if old else None
     if reason and not args.overwrite:
         raise SystemExit(f"{out} holds {reason}.\nRe-run with the same settings to resume it, choose another --out, "
                          "or pass --overwrite to delete it and start afresh.")
     if reason:
         print(f"--overwrite: deleting the previous run in {out}", flush=True)
-        for n in JOB_NAMES:
+        for n in JOBS:
             shutil.rmtree(out / n, ignore_errors=True)
         for f in ("results.json", "data.npz"):
             (out / f).unlink(missing_ok=True)
@@ -258,13 +259,21 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-episodes", type=int, default=1000)
     p.add_argument("--aligned", type=int, default=300, help="aligned (exact-tie) evaluation scenes")
     p.add_argument("--no-aux", action="store_true", help="ablation: no grounding loss for either policy")
+    p.add_argument("--policies", default=",".join(DEFAULT),
+                   help="comma-separated policies to train and evaluate; known: " + ", ".join(JOBS))
     p.add_argument("--ablation", action="store_true",
-                   help="also train the flow policy without the grounding loss (after the main pair)")
+                   help="also train pi0_noaux, the flow policy without the grounding loss")
     p.add_argument("--sequential", action="store_true", help="train one after the other on all cores")
     p.add_argument("--gif", action="store_true", help="also write rollouts.gif")
     p.add_argument("--ship", action="store_true", help="copy the trained policies into pi0lite/assets/")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run with other settings in --out")
     args = p.parse_args(argv)
+    try:
+        args.jobs = parse_policies(args.policies)
+    except ValueError as e:
+        p.error(str(e))
+    if args.ablation and "pi0_noaux" not in [j.name for j in args.jobs]:
+        args.jobs.append(JOBS["pi0_noaux"])
     from pi0lite.toy.files import DirectoryInUse, RunLock
 
     out = pathlib.Path(args.out)
@@ -282,31 +291,28 @@ def run(args, out: pathlib.Path) -> dict:
     t0 = time.perf_counter()
     check_run(args, out)
     build_data(args, out)
-    aux = 0.0 if args.no_aux else 1.0
-    jobs = [("pi0", "flow", aux), ("mse", "mse", aux)]
-    if args.ablation:
-        jobs.append(("pi0_noaux", "flow", 0.0))
-    print(f"training {len(jobs)} policies for {args.steps} steps each ...", flush=True)
+    jobs = args.jobs
+    print(f"training {len(jobs)} policies ({', '.join(j.name for j in jobs)}) for {args.steps} steps each ...",
+          flush=True)
     launch(args, out, jobs)
     (out / "data.npz").unlink(missing_ok=True)  # ~450 MB; rebuilt in seconds from the seed
     print("evaluating ...", flush=True)
-    results, rollouts, histories = evaluate_all(args, out, [name for name, _, _ in jobs])
-    ablation = {"pi0": results.pop("pi0_noaux")} if args.ablation else None
+    results, rollouts, histories = evaluate_all(args, out, [job.name for job in jobs])
     total = time.perf_counter() - t0
     summary = {"policies": results, "total_seconds": round(total, 1), "steps": args.steps, "seed": args.seed,
                "episodes": args.episodes, "aux": not args.no_aux, "load_average": os.getloadavg()}
-    if ablation:
-        summary["ablation_no_aux"] = ablation
+    if "pi0_noaux" in results:  # where the ablation was reported before --policies existed
+        summary["ablation_no_aux"] = {"pi0": results["pi0_noaux"]}
     from pi0lite.toy.files import atomic_write_text
 
     atomic_write_text(out / "results.json", json.dumps(summary, indent=1))  # before the figures
-    print_table({**results, **({"no-aux": ablation["pi0"]} if ablation else {})})
+    print_table(results)
     t1 = time.perf_counter()
     draw(args, out, histories, rollouts)
     print(f"figures in {time.perf_counter() - t1:.0f} s", flush=True)
     print(f"\ntotal {total / 60:.1f} min; figures and results.json in {out}/")
     if args.ship:
-        ship(out)
+        ship(out, jobs)
     return summary
 
 

@@ -1,0 +1,75 @@
+"""The policies ``python -m pi0lite.demo --policies a,b,c`` can train: one registry, one place to add one.
+
+Each entry says how one training job is run (which worker module, which ``--mode``, which extra
+arguments), where its checkpoints and policy live (``--out/<name>/``), where ``--ship`` copies
+it (``pi0lite/assets/<asset>``), and what it is (``help``). The demo trains the chosen jobs pinned
+one per core, evaluates every one the same way and reports each under ``results.json``'s
+``policies.<name>``.
+
+To add a policy: write its training mode (usually in :mod:`pi0lite.toy.demo_worker`, which reads
+``--out/data.npz``, the tokenizer and the normalisation stats and writes ``<name>/policy`` with
+:meth:`pi0lite.toy.policy.Policy.save`), then register a :class:`Job` here. Every
+registered policy must load with :meth:`~pi0lite.toy.policy.Policy.load`, because the demo
+evaluates it through :func:`pi0lite.toy.evaluate.policy_fn`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Job:
+    """One trainable demo policy."""
+
+    name: str  #: results key and sub-directory of ``--out``
+    mode: str  #: the worker's ``--mode`` (``flow``, ``mse``, ...)
+    aux_weight: float = 1.0  #: weight of the grounding loss (0 switches the grounding head off)
+    asset: str | None = None  #: directory in ``pi0lite/assets`` that ``--ship`` replaces (None: not shipped)
+    worker: str = "pi0lite.toy.demo_worker"  #: module run as ``python -m`` for training
+    extra_args: tuple[str, ...] = ()  #: further worker arguments
+    help: str = ""
+
+    def command(self, *, out: str, steps: int, seed: int, batch_size: int, image_size: int, position: int,
+                aux_scale: float = 1.0) -> list[str]:
+        """The worker's argument list (without the interpreter). ``aux_scale=0`` is ``--no-aux``."""
+        return ["-m", self.worker, "--out", out, "--mode", self.mode, "--name", self.name, "--steps", str(steps),
+                "--seed", str(seed), "--batch-size", str(batch_size), "--aux-weight",
+                str(self.aux_weight * aux_scale), "--image-size", str(image_size), "--position", str(position),
+                *self.extra_args]
+
+
+JOBS: dict[str, Job] = {}
+
+
+def register(job: Job) -> Job:
+    """Add ``job`` to :data:`JOBS` (a name may be registered once)."""
+    if job.name in JOBS:
+        raise ValueError(f"demo policy {job.name!r} is already registered")
+    JOBS[job.name] = job
+    return job
+
+
+register(Job(name="pi0", mode="flow", asset="toy_policy",
+             help="pi0, flow matching, with the grounding head (the shipped policy)"))
+register(Job(name="mse", mode="mse", asset="toy_policy_mse",
+             help="the same network regressing the chunk with MSE (the baseline)"))
+register(Job(name="pi0_noaux", mode="flow", aux_weight=0.0, asset="toy_policy_noaux",
+             help="pi0 without the grounding loss (the ablation)"))
+
+#: What ``make demo`` trains when ``--policies`` is not given.
+DEFAULT = ("pi0", "mse")
+
+
+def parse_policies(text: str) -> list[Job]:
+    """``"pi0,mse"`` -> the registered jobs, in the order given; unknown or repeated names are refused."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ValueError("--policies needs at least one name; known: " + ", ".join(JOBS))
+    unknown = [n for n in names if n not in JOBS]
+    if unknown:
+        raise ValueError(f"unknown policy {', '.join(map(repr, unknown))} in --policies; known: "
+                         + "; ".join(f"{j.name} ({j.help})" for j in JOBS.values()))
+    if len(set(names)) != len(names):
+        raise ValueError(f"--policies names a policy twice: {text!r}")
+    return [JOBS[n] for n in names]
