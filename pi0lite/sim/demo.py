@@ -39,8 +39,7 @@ def run_jobs(args, out: pathlib.Path, cmds: list[list[str]], what: str) -> None:
     for i, cmd in enumerate(cmds):
         env = dict(os.environ)
         if parallel:  # one core each: keep XLA from starting a second compute thread on it
-            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                                " intra_op_parallelism_threads=1").strip()
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
             env["LP_NUM_THREADS"] = "1"  # llvmpipe: render on this core only
             procs.append(subprocess.Popen(cmd, env=env, preexec_fn=_pin(cores[i])))
         elif subprocess.call(cmd, env=env):
@@ -54,7 +53,7 @@ def train_both(args, data_path: pathlib.Path, out: pathlib.Path) -> None:
     """The flow and MSE jobs at once, one process per core."""
     run_jobs(args, out, [[sys.executable, "-m", "pi0lite.sim.train", "--data", str(data_path), "--out", str(out / name),
                           "--mode", mode, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                          "--seed", str(args.seed), "--position", str(i)]
+                          "--seed", str(args.seed), "--position", str(i)] + (["--overwrite"] if args.overwrite else [])
                          for i, (name, mode) in enumerate(NAMES.items())], what="training")
 
 
@@ -71,7 +70,9 @@ def evaluate_one(args, out: pathlib.Path, name: str) -> None:
               "outcomes": {t: r.success[k].tolist() for k, t in enumerate(TASKS)}}
     if name == "pi0":
         write_gifs(r.frames, out / "gifs")
-    (out / name / "eval.json").write_text(json.dumps(result, indent=1))
+    from pi0lite.toy.files import atomic_write_text
+
+    atomic_write_text(out / name / "eval.json", json.dumps(result, indent=1))
     print(f"{name}: mean success {result['mean_success']:.0%} ({r.seconds:.0f} s)", flush=True)
 
 
@@ -103,14 +104,24 @@ def draw(results: dict, out: pathlib.Path) -> None:
 
 
 def ship(out: pathlib.Path) -> None:
-    from pi0lite.sim.policy import ASSETS, VARIANTS
+    """Copy the pi0 policy and the results into ``pi0lite/assets``, each replaced atomically.
+
+    The new policy is loaded first (only a complete one is shipped) and copied beside the old one,
+    which is replaced only when the copy is complete: a kill or a full disk keeps the old assets.
+    """
+    from pi0lite.sim.policy import ASSETS, VARIANTS, SimPolicy
+    from pi0lite.toy import files
 
     for name, mode in NAMES.items():
         if mode == "flow":
-            shutil.rmtree(ASSETS / VARIANTS[mode], ignore_errors=True)
-            shutil.copytree(out / name / "policy", ASSETS / VARIANTS[mode])
+            src = out / name / "policy"
+            SimPolicy.load(src)
+            with files.atomic_directory(ASSETS / VARIANTS[mode]) as tmp:
+                for f in sorted(src.iterdir()):
+                    shutil.copy2(f, tmp / f.name)
+                    files.stage(f"copied {f.name}")
             print(f"shipped {name} to {ASSETS / VARIANTS[mode]}")
-    shutil.copy(out / "results.json", ASSETS / "sim_results.json")
+    files.atomic_write_bytes(ASSETS / "sim_results.json", (out / "results.json").read_bytes())
 
 
 def phase(timings: dict, name: str, t0: float) -> None:
@@ -129,16 +140,31 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per task (>= 20)")
     p.add_argument("--execute", type=int, default=None, help="actions executed per replan (default: the policy's)")
     p.add_argument("--ship", action="store_true", help="copy the trained pi0 policy into pi0lite/assets/")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete checkpoints of other settings in --out (otherwise such a run is refused)")
     p.add_argument("--eval-only", choices=list(NAMES), help=argparse.SUPPRESS)  # internal: one evaluation job
     args = p.parse_args(argv)
     if args.eval_only:
         return evaluate_one(args, pathlib.Path(args.out), args.eval_only)
 
-    from pi0lite.sim import data as sim_data
-    from pi0lite.sim.metaworld import TASKS, MetaWorldEnv
+    from pi0lite.toy.files import DirectoryInUse, RunLock
 
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = RunLock(out).acquire()  # a second sim demo into the same --out stops at once
+    except (DirectoryInUse, OSError) as e:
+        raise SystemExit(str(e)) from None
+    try:
+        return run(args, out)
+    finally:
+        lock.release()
+
+
+def run(args, out: pathlib.Path) -> dict:
+    from pi0lite.sim import data as sim_data
+    from pi0lite.sim.metaworld import TASKS, MetaWorldEnv
+    from pi0lite.toy.files import atomic_write_text
+
     cache = pathlib.Path(args.cache) if args.cache else out / "cache"
     timings, start = {}, time.perf_counter()
 
@@ -175,7 +201,7 @@ def main(argv=None) -> dict:
     total = time.perf_counter() - start
     summary = {"policies": results, "total_seconds": round(total, 1), "phases": timings, "steps": args.steps,
                "seed": args.seed, "data": data_meta, "eval_episodes": args.eval_episodes, "cpu_count": os.cpu_count()}
-    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
     print_table(results)
     print(f"\ntotal {total / 60:.1f} min; results.json, success_by_task.png and gifs/ in {out}/")
     if args.ship:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import pathlib
 import shutil
@@ -75,6 +76,29 @@ def training_arrays(ds, tokenizer, norm: dict, cfg: Pi0Config = SIM_CONFIG) -> d
     }
 
 
+def check_signature(ckpt: pathlib.Path, signature: dict, *, overwrite: bool = False) -> None:
+    """Keep ``ckpt`` when it was made with ``signature`` (the run resumes); refuse another run's.
+
+    A checkpoint of other settings (training config, model, data cache) raises ``ValueError``
+    naming the differing fields; with ``overwrite=True`` it is deleted instead. Before, it was
+    deleted silently, so a mistyped flag cost the previous run.
+    """
+    from pi0lite.toy.files import atomic_write_text, describe_differences
+
+    path = ckpt / "signature.json"
+    if path.exists():
+        wrong = describe_differences(json.loads(path.read_text()), signature)
+        if wrong and not overwrite:
+            raise ValueError(f"{ckpt} holds a checkpoint of other settings (saved vs requested: {'; '.join(wrong)}). "
+                             "Re-run with the same settings to resume it, choose another --out, or pass --overwrite "
+                             "to delete it and start afresh.")
+        if wrong:
+            print(f"--overwrite: deleting the checkpoint in {ckpt}", flush=True)
+            shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(signature, sort_keys=True))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="cached demonstrations (pi0lite.sim.data)")
@@ -86,22 +110,24 @@ def main(argv=None) -> None:
     p.add_argument("--aux-weight", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
+    p.add_argument("--overwrite", action="store_true", help="delete a checkpoint of other settings in --out")
     args = p.parse_args(argv)
 
     from pi0lite.sim import data as sim_data
     from pi0lite.sim.policy import SimPolicy
+    from pi0lite.toy.files import atomic_write_bytes, atomic_write_text
     from pi0lite.toy.train import TrainConfig, train
 
     job = pathlib.Path(args.out)
     tcfg = TrainConfig(mode=args.mode, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        aux_weight=args.aux_weight, seed=args.seed)
     ckpt = job / "ckpt"
-    signature = json.dumps({"train": dataclasses.asdict(tcfg), "model": dataclasses.asdict(SIM_CONFIG),
-                            "data": str(pathlib.Path(args.data).name)}, sort_keys=True)
-    if (ckpt / "signature.json").exists() and (ckpt / "signature.json").read_text() != signature:
-        shutil.rmtree(ckpt)  # another run's checkpoint: start afresh
-    ckpt.mkdir(parents=True, exist_ok=True)
-    (ckpt / "signature.json").write_text(signature)
+    signature = {"train": dataclasses.asdict(tcfg), "model": dataclasses.asdict(SIM_CONFIG),
+                 "data": str(pathlib.Path(args.data).name)}
+    try:
+        check_signature(ckpt, json.loads(json.dumps(signature)), overwrite=args.overwrite)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
     ds = sim_data.load(args.data)
     tokenizer, norm, tasks = make_tokenizer(ds.tasks), make_norm_stats(ds), ds.tasks
@@ -111,8 +137,10 @@ def main(argv=None) -> None:
                    desc=f"{args.mode:>5}")
     timing = job / "train_seconds.json"  # written when a run completes; a re-run adds its (tiny) time
     seconds = result.seconds + (json.loads(timing.read_text())["train_seconds"] if timing.exists() else 0.0)
-    timing.write_text(json.dumps({"train_seconds": seconds}))
-    np.save(job / "history.npy", result.history)
+    atomic_write_text(timing, json.dumps({"train_seconds": seconds}))
+    buf = io.BytesIO()
+    np.save(buf, result.history)
+    atomic_write_bytes(job / "history.npy", buf.getvalue())
     meta = {"train_steps": args.steps, "batch_size": args.batch_size, "aux_weight": args.aux_weight, "seed": args.seed,
             "train_seconds": round(seconds, 1), "execute": EXECUTE, "tasks": list(tasks)}
     SimPolicy(result.trainable.pi0, norm, tokenizer, mode=args.mode, meta=meta).save(job / "policy")
