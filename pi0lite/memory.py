@@ -37,6 +37,7 @@ if __name__ == "__main__" and "jax" not in sys.modules:  # 8 host devices before
 import argparse
 import json
 import math
+import pathlib
 import time
 from dataclasses import dataclass
 
@@ -268,6 +269,19 @@ def to_markdown(rows: list[Row]) -> str:
                      for f in FSDP_SIZES]
             lines.append(f"| {name} | {mode} | " + " | ".join(cells) + f" | > {OPENPI_GB[mode]:g} |")
     return "\n".join(lines)
+
+
+#: The table of one ``python -m pi0lite.memory`` run (remat on; ~70 min of compiles on the shared
+#: 2-core box), as printed in the README (0.1 GB rounding) in the ``--json`` layout; shipped so that
+#: notebook 12 can show XLA's numbers without recompiling.
+PLAN_FILE = pathlib.Path(__file__).resolve().parent / "assets" / "memory_plan.json"
+
+
+def shipped_plan() -> dict:
+    """The shipped table, ``{model: {mode: {fsdp (int): {"xla_gb", "estimate_gb"}}}}``."""
+    raw = json.loads(PLAN_FILE.read_text())
+    return {m: {mode: {int(f): cell for f, cell in by_f.items()} for mode, by_f in modes.items()}
+            for m, modes in raw.items()}
 
 
 def main(argv=None) -> None:

@@ -78,6 +78,24 @@ def _rollouts():
     return viz.plot_rollouts(scenes, paths, np.array([1, 2, 3, 4]), title="rollouts").figure
 
 
+def _meshes_12():
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [2.2, 8]})
+    viz.plot_mesh(np.arange(8).reshape(4, 2), ax=axes[0], title="mesh {'data': 4, 'fsdp': 2}")
+    viz.plot_mesh(np.arange(8).reshape(1, 8), ax=axes[1], title="mesh {'data': 1, 'fsdp': 8}")
+    fig.tight_layout()
+    return fig
+
+
+def _shards_12():
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    viz.plot_shards((2048, 1024), {d: (slice(1024 * (d % 2), 1024 * (d % 2 + 1)), slice(None)) for d in range(8)},
+                    ax=axes[0], title="fsdp 2: spec PartitionSpec('fsdp',)")
+    viz.plot_shards((2048, 1024), {d: (slice(256 * d, 256 * (d + 1)), slice(None)) for d in range(8)},
+                    ax=axes[1], title="fsdp 8: spec PartitionSpec('fsdp',)")
+    fig.tight_layout()
+    return fig
+
+
 FIGURES = {
     "01 time embedding (two views)": _time_embedding,
     "01 image patches": lambda: viz.plot_image_patches(RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8), 8).figure,
@@ -108,6 +126,13 @@ FIGURES = {
     "13 frame strip": lambda: viz.plot_frame_strip(RNG.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
                                                    titles=[f"t={i}" for i in range(6)], title="an episode").figure,
     "09 loss curves": lambda: viz.plot_loss_curves({"flow": np.abs(RNG.normal(1, 0.3, (5000, 2)))}).figure,
+    "12 meshes": _meshes_12,
+    "12 shards": _shards_12,
+    "12 LoRA": lambda: viz.plot_lora(RNG.normal(0, 1, (64, 48)), RNG.normal(0, 1, (64, 4)), RNG.normal(0, 1, (4, 48)),
+                                     title="a rank-4 update")[0].figure,
+    "12 memory": lambda: viz.plot_memory({"inference": {1: 17.4, 2: 8.7, 4: 4.4, 8: 2.2}, "lora": {1: 43.3, 2: 21.3, 4: 11.2, 8: 6.1},
+                                          "full": {1: 91.9, 2: 45.5, 4: 23.2, 8: 12.0}},
+                                         gpus={"RTX 4090": 24, "A100 40 GB": 40, "A100 / H100 80 GB": 80}, title="pi0").figure,
 }
 
 
