@@ -4,11 +4,12 @@
 4-D state, instruction strings) to raw action chunks ``[b, H, 2]`` (as wide as the action stats):
 tokenise, normalise and pad
 the state, run the model (flow: ``sample_actions`` with ``num_steps`` Euler steps and the prefix KV
-cache; mse: one pass), un-normalise and drop the padded action dims.
+cache; mse: one pass; fast: pi0-FAST's greedy decoding, then FAST decode), un-normalise and drop
+the padded action dims.
 
 A checkpoint directory holds ``config.json`` (model config + policy meta), ``params.npz``
 (parameters under their '/'-joined openpi paths, e.g. ``PaliGemma/llm/...``, ``action_out_proj/kernel``),
-``norm_stats.json`` and ``tokenizer.json``. ``params.npz`` also keeps a record (key
+``norm_stats.json`` and ``tokenizer.json`` (pi0-FAST adds ``fast/``, its FAST tokenizer). ``params.npz`` also keeps a record (key
 ``policy/record``) of what the parameters were trained with: the model config, the mode and a
 hash of the tokenizer's vocabulary and the widths of the stats. :meth:`Policy.load` checks every file against it (and for
 NaN, zero spreads and wrong widths) and names the file at fault. :meth:`Policy.save` writes the
@@ -37,7 +38,7 @@ from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
 from pi0lite.observation import pad_to_dim
 from pi0lite.openpi import flatten_params, load_npz, load_params
 from pi0lite.pi0 import Observation, Pi0
-from pi0lite.toy import files
+from pi0lite.toy import fast_policy, files
 from pi0lite.toy.mse import mse_actions
 from pi0lite.toy.normalize import NormStats, load_stats, save_stats
 from pi0lite.toy.text import WordTokenizer, tokenize_batch
@@ -45,8 +46,8 @@ from pi0lite.toy.text import WordTokenizer, tokenize_batch
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = ASSETS / "toy_policy"
 #: Shipped checkpoints: the flow policy, the MSE baseline and the no-aux ablation (all from ``make demo``).
-VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux"}
-MODES = ("flow", "mse")
+VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux", "fast": "toy_policy_fast"}
+MODES = ("flow", "mse", "fast")
 RECORD_KEY = "policy/record"  # in params.npz: what the parameters were trained with (JSON)
 
 
@@ -83,12 +84,16 @@ def check_norm_widths(norm: dict[str, NormStats], action_dim: int, where: str = 
 
 
 class Policy:
-    """Model + stats + tokenizer; ``mode`` is ``"flow"`` (pi0) or ``"mse"`` (baseline)."""
+    """Model + stats + tokenizer; ``mode`` is ``"flow"`` (pi0), ``"mse"`` (baseline) or ``"fast"``
+    (pi0-FAST: build it with :meth:`Policy.fast`; its details live in :mod:`pi0lite.toy.fast_policy`)."""
 
     def __init__(self, model: Pi0, norm: dict[str, NormStats], tokenizer, *, mode: str = "flow",
-                 num_steps: int = 10, meta: dict | None = None):
+                 num_steps: int = 10, meta: dict | None = None, prompt=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if (mode == "fast") != (prompt is not None):
+            raise ValueError(f"mode={mode!r}: a FastPrompt is needed exactly for mode 'fast' (use Policy.fast)")
+        self.fast_part = None if prompt is None else fast_policy.FastPart(model, prompt)
         check_norm_widths(norm, model.config.action_dim)
         if tokenizer.vocab_size > model.config.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model's vocab_size is "
@@ -100,7 +105,14 @@ class Policy:
         self._run = jax.jit(lambda st, obs, key: self._actions(nnx.merge(graphdef, st), obs, key))
         self._state = state
 
+    @classmethod
+    def fast(cls, model, norm: dict[str, NormStats], prompt, *, meta: dict | None = None) -> "Policy":
+        """A pi0-FAST policy (``model`` a :class:`pi0lite.pi0_fast.Pi0Fast`, ``prompt`` its FastPrompt)."""
+        return cls(model, norm, prompt.text, mode="fast", prompt=prompt, meta=meta)
+
     def _actions(self, model: Pi0, obs: Observation, key) -> Float[Array, "b h d"]:
+        if self.fast_part is not None:
+            return self.fast_part.generate(model, obs, key)
         if self.mode == "flow":
             return model.sample_actions(key, obs, num_steps=self.num_steps)
         return mse_actions(model, obs)
@@ -120,6 +132,8 @@ class Policy:
         if not np.all(np.isfinite(state)):
             rows = np.nonzero(~np.isfinite(state).all(-1))[0]
             raise ValueError(f"state contains NaN or inf in rows {rows[:10].tolist()} (shape {state.shape})")
+        if self.fast_part is not None:
+            return self.fast_part.observation(images, self.norm["state"].normalize(state), instructions)
         ids, mask = tokenize_batch(self.tokenizer, list(instructions), self.config.max_token_len)
         state = np.asarray(pad_to_dim(self.norm["state"].normalize(state), self.config.action_dim))
         return Observation.from_numpy({self.config.image_keys[0]: images}, state, ids, mask)
@@ -127,14 +141,19 @@ class Policy:
     def infer(self, images, state, instructions, key: jax.Array) -> Float[np.ndarray, "b h k"]:
         """Raw action chunks ``[b, H, 2]`` (un-normalised velocities)."""
         out = np.asarray(self._run(self._state, self.observation(images, state, instructions), key))
+        if self.fast_part is not None:  # tokens -> actions; an invalid chunk is "hold still"
+            return self.fast_part.actions(out, self.norm["actions"])
         return self.norm["actions"].unnormalize(out)[..., : self.norm["actions"].dim]
 
     # --- checkpoint directory --------------------------------------------------------------
 
     def record(self) -> dict:
         """What the parameters were trained with; stored in ``params.npz`` and checked on load."""
-        return {"model": dataclasses.asdict(self.config), "mode": self.mode,
-                "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer), "norm_widths": norm_widths(self.norm)}
+        record = {"model": dataclasses.asdict(self.config), "mode": self.mode,
+                  "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer), "norm_widths": norm_widths(self.norm)}
+        if self.fast_part is not None:
+            record["fast_sha256"] = self.fast_part.fingerprint()
+        return record
 
     def save(self, directory) -> None:
         """Write the checkpoint directory atomically (temp sibling, fsync, rename)."""
@@ -150,6 +169,9 @@ class Policy:
             files.stage("norm_stats.json")
             self.tokenizer.save(tmp / "tokenizer.json")
             files.stage("tokenizer.json")
+            if self.fast_part is not None:
+                self.fast_part.save(tmp / fast_policy.FAST_DIR)
+                files.stage(fast_policy.FAST_DIR)
 
     @classmethod
     def load(cls, directory, *, _trust_files: bool = False) -> "Policy":
@@ -164,9 +186,9 @@ class Policy:
                 raise ValueError(f"{path}: missing (a policy directory needs {sorted(paths)})")
         try:
             cfg = json.loads(paths["config.json"].read_text())
-            model_config = config_from_dict(cfg["model"])
             meta = dict(cfg["policy"])
             mode, num_steps = meta.pop("mode"), meta.pop("num_steps")
+            model_config = (fast_policy.config_from_dict if mode == "fast" else config_from_dict)(cfg["model"])
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{paths['config.json']}: unreadable policy config: {e!r}") from e
         try:
@@ -185,7 +207,7 @@ class Policy:
         bad = [k for k, v in flat.items() if not np.all(np.isfinite(v))]
         if bad:
             raise ValueError(f"{paths['params.npz']}: NaN or inf in {len(bad)} parameters: {', '.join(bad[:5])}")
-        model = Pi0(model_config, rngs=nnx.Rngs(0))
+        model = (fast_policy.Pi0Fast if mode == "fast" else Pi0)(model_config, rngs=nnx.Rngs(0))
         try:
             load_params(model, flat)
         except ValueError as e:
@@ -200,7 +222,11 @@ class Policy:
         if record is not None and tokenizer_fingerprint(tokenizer) != record["tokenizer_sha256"]:
             raise ValueError(f"{paths['tokenizer.json']}: not the tokenizer the policy was trained with "
                              "(its vocabulary differs from the one recorded in params.npz)")
-        return cls(model, norm, tokenizer, mode=mode, num_steps=num_steps, meta=meta)
+        prompt = None
+        if mode == "fast":
+            prompt = fast_policy.load_prompt(d, tokenizer, model_config,
+                                             None if record is None else record.get("fast_sha256"))
+        return cls(model, norm, tokenizer, mode=mode, num_steps=num_steps, meta=meta, prompt=prompt)
 
 
 def upgrade(directory) -> None:
@@ -213,7 +239,8 @@ def upgrade(directory) -> None:
 
 def load_shipped(variant: str = "flow") -> Policy:
     """A policy trained by ``make demo`` and shipped with the package: ``"flow"`` (pi0 + aux),
-    ``"mse"`` (the regression baseline) or ``"noaux"`` (flow without the grounding loss)."""
+    ``"mse"`` (the regression baseline), ``"noaux"`` (flow without the grounding loss) or
+    ``"fast"`` (pi0-FAST + aux, :mod:`pi0lite.toy.fast_job`)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     return Policy.load(ASSETS / VARIANTS[variant])

@@ -45,12 +45,12 @@ from pi0lite.toy.files import RunLock, atomic_write_bytes, describe_differences
 from pi0lite.toy.grounding import AuxHead, aux_loss
 from pi0lite.toy.mse import mse_forward
 
-MODES = ("flow", "mse")
+MODES = ("flow", "mse", "fast")  # "fast": pi0-FAST, trained by pi0lite.toy.train_fast.train_fast
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    mode: str = "flow"  # "flow" (pi0) or "mse" (regression baseline)
+    mode: str = "flow"  # "flow" (pi0), "mse" (regression baseline) or "fast" (pi0-FAST, toy.train_fast)
     steps: int = 5000  # optimiser steps; the cosine schedule ends here
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate
@@ -169,6 +169,8 @@ def train(
     calling again with the same arguments resumes and gives the uninterrupted result. With
     ``ckpt_dir``, the directory is locked for the call: a second run into it fails at once.
     """
+    if cfg.mode == "fast":
+        raise ValueError("TrainConfig(mode='fast') trains pi0-FAST: use pi0lite.toy.train_fast.train_fast")
     check_arrays(arrays)
     if ckpt_dir is None:
         return _train(model_config, cfg, arrays, None, ckpt_every, stop_after, progress, position, desc)

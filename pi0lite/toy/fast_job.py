@@ -1,0 +1,88 @@
+"""One pi0-FAST training job on the toy task (the demo's worker for ``--policies pi0_fast``,
+registered in :mod:`pi0lite.toy.jobs`; it takes the arguments of :mod:`pi0lite.toy.demo_worker`).
+
+    python -m pi0lite.toy.fast_job --out DIR [--name pi0_fast] [--steps 5000] [--seed 0] [--episodes 2500]
+
+Uses ``DIR/data.npz`` when :mod:`pi0lite.toy.demo` left it there, otherwise builds the same
+expert data (same seed and episode count give the same chunks). Writes, under ``DIR/<name>/``:
+``fast/`` (the FAST tokenizer fitted on the quantile-normalised training chunks), ``ckpt/``
+(training checkpoints every 500 steps: an interrupted job resumes), ``history.npy``,
+``train_seconds.json`` and the policy (``policy/``, a :class:`pi0lite.toy.policy.Policy` of mode
+``"fast"``), each atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import pathlib
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True)
+    p.add_argument("--mode", choices=["fast"], default="fast", help="(the demo's worker interface; always fast)")
+    p.add_argument("--name", default="pi0_fast", help="sub-directory of --out")
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=2500, help="expert episodes (when DIR/data.npz is absent)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--aux-weight", type=float, default=1.0)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--position", type=int, default=0, help="tqdm bar row")
+    args = p.parse_args(argv)
+
+    import numpy as np
+
+    from pi0lite.fast import FastTokenizer
+    from pi0lite.toy import fast_prompt, normalize
+    from pi0lite.toy.data import build_dataset, load_dataset
+    from pi0lite.toy.demo_worker import model_config
+    from pi0lite.toy.files import atomic_write_bytes, atomic_write_text
+    from pi0lite.toy.policy import Policy
+    from pi0lite.toy.train import TrainConfig
+    from pi0lite.toy.train_fast import train_fast, training_arrays
+
+    out = pathlib.Path(args.out)
+    job = out / args.name
+    job.mkdir(parents=True, exist_ok=True)
+    data = out / "data.npz"
+    ds = load_dataset(data) if data.exists() else build_dataset(args.episodes, seed=args.seed, image_size=args.image_size)
+    norm = {"state": normalize.compute_stats(ds.state, kind="quantile"),
+            "actions": normalize.compute_stats(ds.actions, kind="quantile")}
+    fast_dir = job / "fast"
+    if (fast_dir / "fast_config.json").exists():  # resuming: the ids the checkpoint was trained on
+        fast = FastTokenizer.load(fast_dir)
+    else:
+        fast = fast_prompt.fit_fast(norm["actions"].normalize(ds.actions))
+        fast.save(fast_dir)
+    prompt = fast_prompt.make_prompt(fast_prompt.text_tokenizer(), fast)
+    cfg = fast_prompt.model_config(prompt, model_config(args.image_size))
+    arrays = training_arrays(ds, prompt, norm)
+    lengths = arrays["token_loss"].sum(1) - 3  # minus "action:", "|" and EOS
+    print(f"pi0-FAST data: {len(ds)} chunks, FAST tokens per chunk mean {lengths.mean():.2f}, max {lengths.max()}",
+          flush=True)
+    del ds
+    tcfg = TrainConfig(mode="fast", steps=args.steps, batch_size=args.batch_size, aux_weight=args.aux_weight,
+                       seed=args.seed)
+    result = train_fast(cfg, tcfg, arrays, ckpt_dir=job / "ckpt", ckpt_every=500, position=args.position,
+                        desc=f"{args.name:>8}")
+    del arrays
+    seconds = result.seconds
+    timing = job / "train_seconds.json"
+    if timing.exists() and result.history.shape[0] == args.steps and seconds < 1.0:
+        seconds = json.loads(timing.read_text())["train_seconds"]  # nothing left to train: keep the old time
+    else:
+        atomic_write_text(timing, json.dumps({"train_seconds": seconds}))
+    buf = io.BytesIO()
+    np.save(buf, result.history)
+    atomic_write_bytes(job / "history.npy", buf.getvalue())
+    meta = {"train_steps": args.steps, "aux_weight": args.aux_weight, "seed": args.seed, "train_seconds": seconds,
+            "batch_size": args.batch_size, "fast_tokens_mean": round(float(lengths.mean()), 3),
+            "fast_tokens_max": int(lengths.max())}
+    Policy.fast(result.trainable.pi0_fast, norm, prompt, meta=meta).save(job / "policy")
+
+
+if __name__ == "__main__":
+    main()
