@@ -113,3 +113,30 @@ def test_policy_config_names_the_mode(setup, tmp_path):
     Policy.fast(Pi0Fast(cfg, rngs=nnx.Rngs(0)), norm, prompt).save(tmp_path / "p")
     saved = json.loads((tmp_path / "p" / "config.json").read_text())
     assert saved["policy"]["mode"] == "fast" and saved["model"]["vocab_size"] == prompt.vocab_size
+
+
+def test_demo_job_trains_ships_and_reports_invalid_decodes(tmp_path, monkeypatch):
+    """``--policies pi0_fast``: the registered worker trains from the demo's data.npz, the policy
+    (with its fast/ directory) is shipped atomically and the demo reports the invalid-decode rate."""
+    import types
+
+    from pi0lite.toy import demo, fast_job, policy as policy_mod
+    from pi0lite.toy.data import save_dataset
+    from pi0lite.toy.jobs import JOBS
+
+    out = tmp_path / "run"
+    out.mkdir()
+    save_dataset(build_dataset(3, seed=1), out / "data.npz")
+    job = JOBS["pi0_fast"]
+    cmd = job.command(out=str(out), steps=2, seed=0, batch_size=4, image_size=32, position=0)
+    assert cmd[:2] == ["-m", "pi0lite.toy.fast_job"]
+    fast_job.main(cmd[2:])
+    results, _, _ = demo.evaluate_all(types.SimpleNamespace(eval_episodes=3, aligned=0, image_size=32), out, [job.name])
+    m = results[job.name]
+    assert m["train_steps"] == 2 and m["decoded_chunks"] > 0 and 0.0 <= m["invalid_decode_rate"] <= 1.0
+    (out / "results.json").write_text(json.dumps({"policies": results}))
+    assets = tmp_path / "assets"
+    monkeypatch.setattr(policy_mod, "ASSETS", assets)
+    demo.ship(out, [job])
+    shipped = Policy.load(assets / job.asset)
+    assert shipped.mode == "fast" and (assets / job.asset / "fast" / "fast_config.json").is_file()

@@ -108,6 +108,9 @@ def evaluate_all(args, out: pathlib.Path, names: list[str]) -> tuple[dict, dict,
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
         metrics["train_seconds"] = round(policy.meta.get("train_seconds", float("nan")), 1)
         metrics["train_steps"] = policy.meta.get("train_steps")
+        if policy.fast_part is not None:  # pi0-FAST: chunks whose tokens did not decode (held still)
+            part = policy.fast_part
+            metrics["invalid_decode_rate"], metrics["decoded_chunks"] = part.invalid / max(part.chunks, 1), part.chunks
         results[name], rollouts[name] = metrics, (policy, main, tied)
         print(f"evaluated {name} in {metrics['eval_seconds']:.0f} s", flush=True)
     histories = {n: np.load(out / n / "history.npy") for n in names}
@@ -215,7 +218,7 @@ def ship(out: pathlib.Path, jobs: list[Job]) -> None:
             Policy.load(src)  # only a complete, valid policy is shipped
             with files.atomic_directory(ASSETS / job.asset) as tmp:
                 for f in sorted(src.iterdir()):
-                    shutil.copy2(f, tmp / f.name)
+                    (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp / f.name)  # pi0-FAST has fast/
                     files.stage(f"copied {f.name}")
             print(f"shipped {job.name} to {ASSETS / job.asset}")
     files.atomic_write_bytes(ASSETS / "toy_results.json", (out / "results.json").read_bytes())

@@ -56,6 +56,8 @@ register(Job(name="mse", mode="mse", asset="toy_policy_mse",
              help="the same network regressing the chunk with MSE (the baseline)"))
 register(Job(name="pi0_noaux", mode="flow", aux_weight=0.0, asset="toy_policy_noaux",
              help="pi0 without the grounding loss (the ablation)"))
+register(Job(name="pi0_fast", mode="fast", asset="toy_policy_fast", worker="pi0lite.toy.fast_job",
+             help="pi0-FAST: the same backbone writing the chunk as FAST tokens (notebook 16)"))
 
 #: What ``make demo`` trains when ``--policies`` is not given.
 DEFAULT = ("pi0", "mse")
