@@ -345,7 +345,7 @@ class Gemma(nnx.Module):
         xs: Sequence[Float[Array, "b _t _d"] | None],
         *,
         layer: LayerIndex,
-        conds: Sequence[Float[Array, "b _c"] | None],
+        conds: Sequence[Float[Array, "b _c"] | Float[Array, "b _q _c"] | None],
         positions: Int[Array, "b t"],
         mask: Bool[Array, "b t s"],
         cache: LayerKV | None = None,
@@ -385,7 +385,7 @@ class Gemma(nnx.Module):
         kv_cache: KVCache | None = None,
         cache_index: int | Int[Array, ""] | None = None,
         record_attention: bool = False,
-        adarms_cond: Sequence[Float[Array, "b _c"] | None] | None = None,
+        adarms_cond: Sequence[Float[Array, "b _c"] | Float[Array, "b _q _c"] | None] | None = None,
     ) -> tuple[list[Float[Array, "b _t _d"] | None], KVCache]:
         """Run every expert whose input is not None; return final-normed outputs and the (k, v) cache.
 

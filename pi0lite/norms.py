@@ -32,10 +32,17 @@ def rms_norm(x: Float[Array, "... d"], scale: Float[Array, "d"]) -> Float[Array,
 
 
 def ada_rms_norm(
-    x: Float[Array, "b t d"], cond: Float[Array, "b c"], kernel: Float[Array, "c 3*d"], bias: Float[Array, "3*d"]
-) -> tuple[Float[Array, "b t d"], Float[Array, "b 1 d"]]:
-    """Adaptive RMSNorm: returns the normed tokens and the residual gate."""
-    modulation = (cond.astype(x.dtype) @ kernel.astype(x.dtype) + bias.astype(x.dtype))[:, None, :]
+    x: Float[Array, "b t d"], cond: Float[Array, "b c"] | Float[Array, "b t c"], kernel: Float[Array, "c 3*d"],
+    bias: Float[Array, "3*d"],
+) -> tuple[Float[Array, "b t d"], Float[Array, "b 1 d"] | Float[Array, "b t d"]]:
+    """Adaptive RMSNorm: returns the normed tokens and the residual gate.
+
+    ``cond`` is one condition per example ``[b, c]`` (openpi) or one per token ``[b, t, c]``
+    (per-token time, :mod:`pi0lite.rtc`); the gate is ``[b, 1, d]`` or ``[b, t, d]`` accordingly.
+    """
+    modulation = cond.astype(x.dtype) @ kernel.astype(x.dtype) + bias.astype(x.dtype)
+    if cond.ndim == 2:
+        modulation = modulation[:, None, :]
     scale, shift, gate = jnp.split(modulation, 3, axis=-1)
     return (_normalise(x) * (1.0 + scale) + shift).astype(x.dtype), gate
 

@@ -8,6 +8,9 @@ Token layout (openpi):
   pi0    suffix = [state token] (ar 1) + [H action tokens, each mixed with the time embedding]  (ar 1, 0…)
   pi0.5  suffix = [H action tokens] (ar 1, 0…); the time drives the action expert's adaRMS norms
 Time convention (see ``pi0lite.flow``): t = 1 is noise, t = 0 is data.
+The time is one scalar per example ``[b]`` (openpi) or one per action token ``[b, a]``
+(training-time real-time chunking, :mod:`pi0lite.rtc`: committed actions sit at t = 0); with every
+token at the same time both give the same numbers.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class Pi0(nnx.Module):
         return tokens, jnp.concatenate(masks, axis=1), jnp.asarray(prefix_ar_mask(tokens.shape[1]))
 
     def embed_suffix(
-        self, obs: Observation, x_t: Float[Array, "b a j"], time: Float[Array, "b"]
+        self, obs: Observation, x_t: Float[Array, "b a j"], time: Float[Array, "b"] | Float[Array, "b a"]
     ) -> tuple[Float[Array, "b q e"], Bool[Array, "b q"], Bool[Array, "q"]]:
         """pi0: state token, then H action tokens ``MLP([action_in_proj(x_t), sincos(t)])``.
 
@@ -87,25 +90,42 @@ class Pi0(nnx.Module):
         else:
             state = pad_to_dim(obs.state.astype(jnp.float32), cfg.action_dim)
             state_token = self.state_proj(state)[:, None, :]  # [b, 1, e]
-            time_emb = flow.posemb_sincos(time, cfg.action_expert.width)  # [b, e]
-            time_tokens = jnp.broadcast_to(time_emb[:, None, :], action_tokens.shape)
+            time_tokens = self._time_embedding(time, action_tokens.shape[1])  # [b, a, e]
             mixed = jnp.concatenate([action_tokens, time_tokens], axis=-1)  # [b, a, 2e]
             mixed = self.action_time_mlp_out(nnx.swish(self.action_time_mlp_in(mixed)))
             tokens = jnp.concatenate([state_token, mixed], axis=1)
         input_mask = jnp.ones(tokens.shape[:2], bool)
         return tokens, input_mask, jnp.asarray(suffix_ar_mask(cfg.action_horizon, pi05=cfg.pi05))
 
-    def adarms_cond(self, time: Float[Array, "b"]) -> Float[Array, "b e"] | None:
-        """pi0.5: ``swish(time_mlp_out(swish(time_mlp_in(sincos(t)))))``, the adaRMS condition; pi0: None."""
+    def _time_embedding(self, time: Float[Array, "b"] | Float[Array, "b a"], a: int) -> Float[Array, "b a e"]:
+        """Sine–cosine embedding of the time of each of the ``a`` action tokens (shared or per token)."""
+        width = self.config.action_expert.width
+        if time.ndim == 1:
+            return jnp.broadcast_to(flow.posemb_sincos(time, width)[:, None, :], (time.shape[0], a, width))
+        b, a_t = time.shape
+        return flow.posemb_sincos(time.reshape(b * a_t), width).reshape(b, a_t, width)
+
+    def adarms_cond(
+        self, time: Float[Array, "b"] | Float[Array, "b a"]
+    ) -> Float[Array, "b e"] | Float[Array, "b a e"] | None:
+        """pi0.5: ``swish(time_mlp_out(swish(time_mlp_in(sincos(t)))))``, the adaRMS condition; pi0: None.
+
+        A per-token time ``[b, a]`` gives a per-token condition ``[b, a, e]`` (pi0.5's suffix is
+        exactly the ``a`` action tokens, so token i of the suffix is normed with its own time).
+        """
         if not self.config.pi05:
             return None
-        emb = flow.posemb_sincos(time, self.config.action_expert.width)
+        if time.ndim == 1:
+            emb = flow.posemb_sincos(time, self.config.action_expert.width)
+        else:
+            emb = self._time_embedding(time, time.shape[1])
         return nnx.swish(self.time_mlp_out(nnx.swish(self.time_mlp_in(emb))))
 
     # --- one joint pass ------------------------------------------------------------------
 
     def forward(
-        self, obs: Observation, x_t: Float[Array, "b a j"], time: Float[Array, "b"], *, record_attention: bool = False
+        self, obs: Observation, x_t: Float[Array, "b a j"], time: Float[Array, "b"] | Float[Array, "b a"], *,
+        record_attention: bool = False,
     ) -> tuple[Float[Array, "b a j"], Float[Array, "b p d"]]:
         """Velocity ``v_t`` from one pass over [prefix; suffix], and the final-normed prefix output."""
         prefix, prefix_mask, prefix_ar = self.embed_prefix(obs)
@@ -183,7 +203,7 @@ class Pi0(nnx.Module):
 
     def velocity_cached(
         self, obs: Observation, kv_cache: KVCache, prefix_mask: Bool[Array, "b p"], x_t: Float[Array, "b a j"],
-        time: Float[Array, "b"],
+        time: Float[Array, "b"] | Float[Array, "b a"],
     ) -> Float[Array, "b a j"]:
         """Suffix-only pass against the cached prefix: the cost of one Euler step."""
         suffix, suffix_mask, suffix_ar = self.embed_suffix(obs, x_t, time)
