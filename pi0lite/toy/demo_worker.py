@@ -38,6 +38,7 @@ def main(argv=None) -> None:
     p.add_argument("--aux-weight", type=float, default=1.0)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
+    p.add_argument("--rtc-max-delay", type=int, default=0, help="training-time RTC: simulated delays 0..this")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -53,7 +54,7 @@ def main(argv=None) -> None:
     job = out / (args.name or args.mode)
     cfg = model_config(args.image_size)
     tcfg = TrainConfig(mode=args.mode, steps=args.steps, batch_size=args.batch_size, aux_weight=args.aux_weight,
-                       seed=args.seed)
+                       seed=args.seed, rtc_max_delay=args.rtc_max_delay)
     ckpt = job / "ckpt"
     tokenizer = WordTokenizer.load(out / "tokenizer.json")
     norm = load_stats(out / "norm_stats.json")
@@ -73,6 +74,8 @@ def main(argv=None) -> None:
     atomic_write_bytes(job / "history.npy", buf.getvalue())
     meta = {"train_steps": args.steps, "aux_weight": args.aux_weight, "seed": args.seed, "train_seconds": seconds,
             "batch_size": args.batch_size}
+    if args.rtc_max_delay:
+        meta["rtc_max_delay"] = args.rtc_max_delay
     Policy(result.trainable.pi0, norm, tokenizer, mode=args.mode, meta=meta).save(job / "policy")
 
 

@@ -58,6 +58,8 @@ register(Job(name="pi0_noaux", mode="flow", aux_weight=0.0, asset="toy_policy_no
              help="pi0 without the grounding loss (the ablation)"))
 register(Job(name="pi0_fast", mode="fast", asset="toy_policy_fast", worker="pi0lite.toy.fast_job",
              help="pi0-FAST: the same backbone writing the chunk as FAST tokens (notebook 16)"))
+register(Job(name="pi0_rtc", mode="flow", asset="toy_policy_rtc", extra_args=("--rtc-max-delay", "4"),
+             help="pi0 trained with simulated inference delays 0..4 (training-time real-time chunking, notebook 11)"))
 
 #: What ``make demo`` trains when ``--policies`` is not given.
 DEFAULT = ("pi0", "mse")

@@ -9,6 +9,8 @@
   be baked into the compiled program as a constant: slow compiles, huge programs).
 * ``mode="flow"``: pi0's own :meth:`pi0lite.pi0.Pi0.compute_loss`. ``mode="mse"``: the baseline of
   :mod:`pi0lite.toy.mse` (noise input 0, time 1, output regressed onto the action chunk).
+* ``rtc_max_delay > 0`` (flow only): training-time real-time chunking, :func:`pi0lite.rtc.compute_loss_delayed`
+  (per example a delay d ≤ ``rtc_max_delay``; the first d action tokens clean and out of the loss).
 * ``aux_weight > 0`` adds the grounding loss of :class:`pi0lite.toy.grounding.AuxHead` (a stand-in for VLM
   pretraining; see that module). ``aux_weight=0`` is the documented ablation.
 * Checkpoints (``ckpt_dir/train_state.npz``, written atomically): parameters and optimiser state
@@ -38,6 +40,7 @@ from flax import nnx
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
+from pi0lite import rtc
 from pi0lite.config import Pi0Config
 from pi0lite.pi0 import Observation, Pi0
 from pi0lite.toy.data import check_arrays
@@ -61,10 +64,14 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient norm
     aux_weight: float = 1.0  # grounding loss weight; 0 = the no-aux ablation
     seed: int = 0  # init and batch sampling
+    rtc_max_delay: int = 0  # > 0: training-time RTC (pi0lite.rtc.compute_loss_delayed), delays 0..this
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"TrainConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if self.rtc_max_delay < 0 or (self.rtc_max_delay and self.mode != "flow"):
+            raise ValueError(f"TrainConfig.rtc_max_delay must be >= 0 and needs mode='flow', got "
+                             f"{self.rtc_max_delay} with mode={self.mode!r}")
         if self.steps <= 0 or self.batch_size <= 0:
             raise ValueError(f"TrainConfig.steps and batch_size must be positive, got {self.steps}, {self.batch_size}")
 
@@ -118,12 +125,25 @@ def flow_loss(model: Pi0, key: jax.Array, obs: Observation, actions: Float[Array
     return jnp.mean(per_step), prefix_out
 
 
-def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux_weight: float):
+def delayed_flow_loss(model: Pi0, key: jax.Array, obs: Observation, actions: Float[Array, "b h d"], max_delay: int
+                      ) -> tuple[Float[Array, ""], Float[Array, "b p w"]]:
+    """Training-time RTC (:func:`pi0lite.rtc.compute_loss_delayed`): the mean over the steps that are
+    not committed, and the prefix output of that same pass (captured as in :func:`flow_loss`)."""
+    run = functools.partial(rtc.compute_loss_delayed, max_delay=max_delay)
+    (loss, mask), inter = nnx.capture(run, nnx.Intermediate, method_outputs=nnx.Intermediate)(model, key, obs, actions)
+    ((_, prefix_out),) = inter["forward"].get_value()
+    return jnp.sum(loss) / jnp.maximum(jnp.sum(mask), 1.0), prefix_out
+
+
+def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux_weight: float,
+            rtc_max_delay: int = 0):
     """Total loss and its parts ``{"loss": policy loss, "aux": grounding loss}``."""
     model = trainable.pi0
     obs = batch_observation(batch, model.config.image_keys[0])
     actions = batch["actions"]  # [b, h, d], normalised and padded
-    if mode == "flow":
+    if mode == "flow" and rtc_max_delay:
+        main, prefix_out = delayed_flow_loss(model, key, obs, actions, rtc_max_delay)
+    elif mode == "flow":
         main, prefix_out = flow_loss(model, key, obs, actions)
     else:
         pred, prefix_out = mse_forward(model, obs)
@@ -144,7 +164,7 @@ def make_train_step(graphdef, cfg: TrainConfig):
         n = data["images"].shape[0]
         idx = jax.random.randint(idx_key, (cfg.batch_size,), 0, n)
         batch = {k: v[idx] for k, v in data.items()}
-        loss = functools.partial(loss_fn, mode=cfg.mode, aux_weight=cfg.aux_weight)
+        loss = functools.partial(loss_fn, mode=cfg.mode, aux_weight=cfg.aux_weight, rtc_max_delay=cfg.rtc_max_delay)
         (_, metrics), grads = nnx.value_and_grad(loss, has_aux=True)(trainable, batch, loss_key)
         opt.update(trainable, grads)
         return nnx.state((trainable, opt)), metrics
@@ -217,7 +237,10 @@ CKPT_NAME = "train_state.npz"
 
 def run_record(model_config: Pi0Config, cfg: TrainConfig, arrays: dict) -> dict:
     """Everything that decides a run's result: train config, model config, dataset shapes."""
-    return {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_config),
+    train = dataclasses.asdict(cfg)
+    if not train["rtc_max_delay"]:  # runs without RTC keep the record (and the checkpoints) of before
+        del train["rtc_max_delay"]
+    return {"train": train, "model": dataclasses.asdict(model_config),
             "data": {k: list(np.shape(v)) for k, v in sorted(arrays.items())}}
 
 
