@@ -53,6 +53,17 @@ def make_mesh(fsdp: int = 1, devices=None) -> Mesh:
     )
 
 
+def data_parallel_mesh(batch_size: int, fsdp: int = 1) -> Mesh | None:
+    """A mesh over every device when there are several and ``batch_size`` splits evenly over them;
+    ``None`` on one device (callers then use a plain ``jax.jit``). Used by the toy training."""
+    n = jax.device_count()
+    if n == 1:
+        return None
+    if batch_size % n:
+        raise ValueError(f"batch_size ({batch_size}) must be divisible by the device count ({n}) to shard the batch")
+    return make_mesh(fsdp)
+
+
 def fsdp_spec(shape: tuple[int, ...], itemsize: int, fsdp_size: int, min_bytes: int = MIN_SHARD_BYTES) -> P:
     """The PartitionSpec of one array under the FSDP rule (see the module docstring)."""
     if fsdp_size == 1 or len(shape) < 2 or math.prod(shape) * itemsize < min_bytes:

@@ -48,9 +48,23 @@ class WordTokenizer:
     @classmethod
     def from_texts(cls, texts: Sequence[str]) -> "WordTokenizer":
         """Build the vocabulary from the words of ``texts`` (deterministic: sorted)."""
+        return cls.from_words(sorted({w for t in texts for w in t.lower().split()}))
+
+    def with_words(self, words: Sequence[str]) -> "WordTokenizer":
+        """A copy with ``words`` appended: every old word keeps its id, the new ones get the next ids."""
+        vocab = self.tok.get_vocab()
+        new = [w.lower() for w in words]
+        known = [w for w in new if w in vocab]
+        if known or len(set(new)) != len(new) or any(not w or w.split() != [w] for w in new):
+            raise ValueError(f"with_words: {list(words)} must be new, distinct single words (known: {known})")
+        old = sorted(vocab, key=vocab.get)[4:]
+        return WordTokenizer.from_words([*old, *new])
+
+    @classmethod
+    def from_words(cls, words: Sequence[str]) -> "WordTokenizer":
+        """Ids 0..3 for the special tokens, then ``words`` in the order given."""
         from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-        words = sorted({w for t in texts for w in t.lower().split()})
         vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK, *words])}
         tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
         tok.add_special_tokens([PAD, BOS, EOS, UNK])  # already in the vocab: only marks them special

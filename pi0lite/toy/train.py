@@ -40,7 +40,7 @@ from flax import nnx
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
-from pi0lite import rtc
+from pi0lite import rtc, sharding
 from pi0lite.config import Pi0Config
 from pi0lite.pi0 import Observation, Pi0
 from pi0lite.toy.data import check_arrays
@@ -156,6 +156,13 @@ def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux
 @functools.lru_cache(maxsize=8)  # same graph + config → the same jitted function (no re-trace)
 def make_train_step(graphdef, cfg: TrainConfig):
     """``step(state, data, data_key, i) -> (state, metrics)``, jitted; ``data`` is a dict of arrays [n, ...]."""
+    return jax.jit(train_step_fn(graphdef, cfg), donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=8)
+def train_step_fn(graphdef, cfg: TrainConfig):
+    """The step of :func:`make_train_step`, not jitted (for :func:`pi0lite.sharding.sharded_jit`).
+    The drawn batch is split over the mesh when traced under one (``activation_constraint``)."""
 
     def step(state, data, key, i):
         trainable, opt = nnx.merge(graphdef, state)
@@ -163,13 +170,13 @@ def make_train_step(graphdef, cfg: TrainConfig):
         idx_key, loss_key = jax.random.split(step_key)
         n = data["images"].shape[0]
         idx = jax.random.randint(idx_key, (cfg.batch_size,), 0, n)
-        batch = {k: v[idx] for k, v in data.items()}
+        batch = {k: sharding.activation_constraint(v[idx]) for k, v in data.items()}
         loss = functools.partial(loss_fn, mode=cfg.mode, aux_weight=cfg.aux_weight, rtc_max_delay=cfg.rtc_max_delay)
         (_, metrics), grads = nnx.value_and_grad(loss, has_aux=True)(trainable, batch, loss_key)
         opt.update(trainable, grads)
         return nnx.state((trainable, opt)), metrics
 
-    return jax.jit(step, donate_argnums=0)
+    return step
 
 
 @dataclass
@@ -209,7 +216,13 @@ def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress
         start, history = restore_checkpoint(ckpt_dir, trainable, opt, record)
     graphdef, state = nnx.split((trainable, opt))
     data = {k: jnp.asarray(v) for k, v in arrays.items()}
-    step_fn = make_train_step(graphdef, cfg)
+    mesh = sharding.data_parallel_mesh(cfg.batch_size)  # None on one device
+    if mesh is None:
+        step_fn = make_train_step(graphdef, cfg)
+    else:  # several devices: the batch split over all of them, parameters by the FSDP rule
+        shardings = sharding.state_shardings(state, mesh)
+        state, data = sharding.shard(state, shardings), sharding.shard(data, sharding.replicated(mesh))
+        step_fn = sharding.sharded_jit(train_step_fn(graphdef, cfg), mesh, shardings, batch_argnums=(), num_args=4)
     end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
     t0, rows, pending = _time.perf_counter(), [history], []
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=desc or cfg.mode, position=position,
