@@ -137,8 +137,8 @@ def train_lora(policy: Policy, arrays: dict, cfg: FinetuneConfig, *, progress: b
     opt = nnx.Optimizer(model, optax.adamw(cfg.lr, weight_decay=0.0), wrt=LORA_ONLY)
     graphdef, state = nnx.split((model, opt))
     data = {k: jnp.asarray(v) for k, v in arrays.items()}
-    if mesh is None and jax.device_count() > 1 and cfg.batch_size % jax.device_count() == 0:
-        mesh = sharding.make_mesh(1)
+    if mesh is None:
+        mesh = sharding.data_parallel_mesh(cfg.batch_size)  # None on one device
     step = make_step(graphdef, cfg.batch_size)
     if mesh is None:
         fn = jax.jit(step, donate_argnums=0)
