@@ -270,6 +270,10 @@ def main(argv=None) -> dict:
     p.add_argument("--gif", action="store_true", help="also write rollouts.gif")
     p.add_argument("--ship", action="store_true", help="copy the trained policies into pi0lite/assets/")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run with other settings in --out")
+    p.add_argument("--rtc", action="store_true", help="instead of training: the real-time chunking sweep of the "
+                   "shipped policies under inference delay (pi0lite.toy.rtc_demo; writes results.json's rtc sections)")
+    p.add_argument("--rtc-episodes", type=int, default=200, help="--rtc: canonical scenes (plus --rtc-aligned)")
+    p.add_argument("--rtc-aligned", type=int, default=100, help="--rtc: aligned (exact-tie) scenes")
     args = p.parse_args(argv)
     try:
         args.jobs = parse_policies(args.policies)
@@ -285,6 +289,10 @@ def main(argv=None) -> dict:
     except (DirectoryInUse, OSError) as e:
         raise SystemExit(str(e)) from None
     try:
+        if args.rtc:
+            from pi0lite.toy import rtc_demo
+
+            return rtc_demo.run(out, num_episodes=args.rtc_episodes, num_aligned=args.rtc_aligned, ship=args.ship)
         return run(args, out)
     finally:
         lock.release()
