@@ -73,6 +73,11 @@ def main(argv=None) -> dict:
     timing["machine_at_end"] = machine()
     print("time per chunk (best of {repeats}): ".format(**timing)
           + ", ".join(f"{k} {v}" for k, v in timing.items() if k.endswith("_ms")), flush=True)
+    history = src.parent / "history.npy"  # the job's loss history, mean of every 25 steps
+    if history.exists():
+        h = np.load(history)
+        h = h[: len(h) // 25 * 25].reshape(-1, 25, h.shape[1]).mean(1)
+        metrics["history_every_25"] = np.round(h, 4).tolist()
     results = {"pi0_fast": metrics, "timing": timing, "pi0": shipped_results()["policies"]["pi0"],
                "note": "pi0 row: the shipped flow policy's numbers from toy_results.json (same evaluation)"}
     text = json.dumps(results, indent=2) + "\n"
