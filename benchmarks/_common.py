@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from pi0lite import compiled
+from pi0lite import compiled, sharding
 from pi0lite.pi0 import Observation, Pi0
 
 NUM_STEPS = 10
@@ -45,13 +45,14 @@ def machine() -> dict:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "jax": jax.__version__,
         "backend": jax.devices()[0].platform,
+        "devices": jax.device_count(),
     }
 
 
 def machine_line(info: dict | None = None) -> str:
     m = info or machine()
     load = " ".join(f"{x:.2f}" for x in m["load_average"])
-    return f"{m['cpu']}, {m['cores']} cores, load average {load} (1/5/15 min), jax {m['jax']} on {m['backend']}"
+    return f"{m['cpu']}, {m['cores']} cores, load average {load} (1/5/15 min), jax {m['jax']} on {m['backend']} ({m.get('devices', 1)} device(s))"
 
 
 # --- memory ----------------------------------------------------------------------------------
@@ -184,10 +185,20 @@ def pi0_calls(cfg, batch: int, *, uncached: bool = True) -> tuple[dict[str, Call
     t_model = Pi0(cfg, rngs=nnx.Rngs(0))
     t_opt = nnx.Optimizer(t_model, optax.adamw(1e-4), wrt=nnx.Param)
     t_graphdef, t_state = nnx.split((t_model, t_opt))
-    calls["train_step"] = Call(
-        "train_step", compiled.stateful(t_graphdef, train_step), (key, obs, actions), t_state, stateful=True,
-        graphdef=t_graphdef,
-    )
+    mesh = sharding.data_parallel_mesh(batch) if jax.device_count() > 1 and batch % jax.device_count() == 0 else None
+    if mesh is None:
+        t_fn = compiled.stateful(t_graphdef, train_step)
+    else:  # several devices: the sharded step of pi0lite.sharding (batch over the mesh, FSDP rule)
+        shardings = sharding.state_shardings(t_state, mesh)
+        t_state = sharding.shard(t_state, shardings)
+
+        def run(state, key, obs, actions):
+            module = nnx.merge(t_graphdef, state)
+            out = train_step(module, key, obs, actions)
+            return nnx.state(module), out
+
+        t_fn = sharding.sharded_jit(run, mesh, shardings, batch_argnums=(2, 3), num_args=4)
+    calls["train_step"] = Call("train_step", t_fn, (key, obs, actions), t_state, stateful=True, graphdef=t_graphdef)
     nnx_loss, nnx_sample, nnx_train = nnx.jit(loss), nnx.jit(sample_cached), nnx.jit(train_step)
     via_nnx = {
         "compute_loss": lambda: nnx_loss(model, key, obs, actions),

@@ -20,7 +20,7 @@ from pi0lite.toy.data import build_dataset, training_arrays
 from pi0lite.toy import env as toy
 from pi0lite.toy.policy import Policy
 from pi0lite.toy.text import WordTokenizer
-from pi0lite.toy.train import TrainConfig, Trainable, make_optimizer, make_train_step
+from pi0lite.toy.train import TrainConfig, Trainable, make_optimizer, step_for_devices
 
 
 def bench_train(arrays, mode, steps):
@@ -28,7 +28,9 @@ def bench_train(arrays, mode, steps):
     trainable = Trainable(TINY, rngs=nnx.Rngs(0))
     opt = nnx.Optimizer(trainable, make_optimizer(cfg), wrt=nnx.Param)
     graphdef, state = nnx.split((trainable, opt))
-    step, data, key = make_train_step(graphdef, cfg), {k: jnp.asarray(v) for k, v in arrays.items()}, jax.random.key(0)
+    # one device: jax.jit; several: sharding.sharded_jit over all of them (as toy training does)
+    step, state, data = step_for_devices(graphdef, cfg, state, {k: jnp.asarray(v) for k, v in arrays.items()})
+    key = jax.random.key(0)
     t0 = time.perf_counter()
     state, m = step(state, data, key, jnp.int32(0))
     jax.block_until_ready(m)
@@ -59,6 +61,7 @@ def main():
     arrays = training_arrays(ds, tok, norm, max_token_len=TINY.max_token_len, action_dim=TINY.action_dim)
     env = toy.BatchedToyEnv()
     obs = env.reset(toy.sample_scenes(np.random.default_rng(0), 1))
+    print(f"devices: {jax.device_count()} (several: the step is sharded over a data-parallel mesh)")
     print(f"{'mode':>6} {'first step (s)':>15} {'ms/step (b=64)':>15} {'ms/replan (b=1)':>16}")
     for mode in ("flow", "mse"):
         first, per_step, trainable = bench_train(arrays, mode, args.steps)

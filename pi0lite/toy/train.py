@@ -179,6 +179,18 @@ def train_step_fn(graphdef, cfg: TrainConfig):
     return step
 
 
+def step_for_devices(graphdef, cfg: TrainConfig, state, data: dict):
+    """``(step_fn, state, data)`` ready to run: :func:`make_train_step` on one device; with several,
+    :func:`pi0lite.sharding.sharded_jit` over a data-parallel mesh of all of them (the drawn batch
+    split over the devices, parameters and optimiser state by the FSDP rule, the dataset replicated)."""
+    mesh = sharding.data_parallel_mesh(cfg.batch_size)  # None on one device
+    if mesh is None:
+        return make_train_step(graphdef, cfg), state, data
+    shardings = sharding.state_shardings(state, mesh)
+    state, data = sharding.shard(state, shardings), sharding.shard(data, sharding.replicated(mesh))
+    return sharding.sharded_jit(train_step_fn(graphdef, cfg), mesh, shardings, batch_argnums=(), num_args=4), state, data
+
+
 @dataclass
 class TrainResult:
     trainable: Trainable
@@ -216,13 +228,7 @@ def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress
         start, history = restore_checkpoint(ckpt_dir, trainable, opt, record)
     graphdef, state = nnx.split((trainable, opt))
     data = {k: jnp.asarray(v) for k, v in arrays.items()}
-    mesh = sharding.data_parallel_mesh(cfg.batch_size)  # None on one device
-    if mesh is None:
-        step_fn = make_train_step(graphdef, cfg)
-    else:  # several devices: the batch split over all of them, parameters by the FSDP rule
-        shardings = sharding.state_shardings(state, mesh)
-        state, data = sharding.shard(state, shardings), sharding.shard(data, sharding.replicated(mesh))
-        step_fn = sharding.sharded_jit(train_step_fn(graphdef, cfg), mesh, shardings, batch_argnums=(), num_args=4)
+    step_fn, state, data = step_for_devices(graphdef, cfg, state, data)
     end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
     t0, rows, pending = _time.perf_counter(), [history], []
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=desc or cfg.mode, position=position,
