@@ -83,6 +83,18 @@ def print_table(rtc: dict, details: dict) -> None:
                   f"{x['jerk_max']:9.2f} {m['side_switch_rate']:9.1%} {x['aligned_success']:8.1%} {m['episodes']:9d}")
 
 
+def markdown_table(rtc: dict, details: dict) -> str:
+    """The README's table: one row per method and delay."""
+    lines = ["| method | d | success | crash | aligned success | side switches | jerk mean | jerk max |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for method, rows in rtc.items():
+        for d, m in rows.items():
+            x = details[method][d]
+            lines.append(f"| {method} | {d} | {m['success']:.1%} | {m['crash']:.1%} | {x['aligned_success']:.1%} | "
+                         f"{m['side_switch_rate']:.1%} | {m['jerk_mean']:.3f} | {x['jerk_max']:.2f} |")
+    return "\n".join(lines).replace("%", " %") + "\n"
+
+
 def draw(out: pathlib.Path, rtc: dict, details: dict, rollouts: dict, delays=DELAYS) -> None:
     import matplotlib
 
@@ -142,6 +154,7 @@ def run(out: pathlib.Path, *, num_episodes: int = 200, num_aligned: int = 100, s
                          "jerk_units": "|third difference of position| / DT^3, arena units / s^3"}
     sections = {"rtc": rtc, "rtc_details": plain}
     _merge_into(out / "results.json", sections)
+    (out / "rtc_table.md").write_text(markdown_table(rtc, details))
     draw(out, rtc, details, rollouts)
     print(f"rtc sweep: {seconds / 60:.1f} min (load average at start {load[0]:.1f}); results.json and "
           f"rtc_*.png in {out}/")
