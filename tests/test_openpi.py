@@ -76,10 +76,16 @@ def test_parity_with_openpi_pi0(parity_dir, capsys):
 
 
 def test_parity_with_openpi_pi05(parity_dir, capsys):
-    code = openpi_main(["check", str(parity_dir / "pi05_seed0.npz")])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "adarms_cond" in out and "parity ok: 15 outputs" in out
+    """Every pi0.5 reference file present (the shared seed 0, and any other seed or horizon a user
+    made with openpi and put beside it as pi05*.npz: the checker reads horizon and prompt length
+    from the file's meta)."""
+    files = sorted(parity_dir.glob("pi05*.npz"))
+    assert parity_dir / "pi05_seed0.npz" in files
+    for path in files:
+        code = openpi_main(["check", str(path)])
+        out = capsys.readouterr().out
+        assert code == 0, f"{path.name}:\n{out}"
+        assert "adarms_cond" in out and "parity ok: 15 outputs" in out, path.name
 
 
 def test_unsupported_model_exits_2(tmp_path, capsys):

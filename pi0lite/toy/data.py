@@ -102,7 +102,8 @@ def goal_target(goal_xy: Float[np.ndarray, "n 2"]) -> Float[np.ndarray, "n 2"]:
     return ((goal_xy - GOAL_CENTRE) / GOAL_SCALE).astype(np.float32)
 
 
-def training_arrays(dataset: ToyDataset, tokenizer, norm, *, max_token_len: int, action_dim: int) -> dict:
+def training_arrays(dataset: ToyDataset, tokenizer, norm, *, max_token_len: int, action_dim: int,
+                    discrete_state: bool = False, fast=None, max_fast_len: int = 0) -> dict:
     """Flat numpy arrays ready to live on the device during training.
 
     Images stay uint8 (converted to [−1, 1] inside the jitted step); state and actions (checked
@@ -110,6 +111,12 @@ def training_arrays(dataset: ToyDataset, tokenizer, norm, *, max_token_len: int,
     normalised with ``norm`` (a :class:`pi0lite.toy.normalize.NormStats` pair) and zero-padded to
     ``action_dim``; prompts are tokenised; ``aux_target`` is the goal centre and ``aux_pos`` the
     index of the colour word in the prompt.
+
+    pi0.5: ``discrete_state=True`` tokenises each chunk's prompt with its normalised state
+    (:func:`state_prompt_tokens`). Knowledge insulation: ``fast`` (a
+    :class:`pi0lite.fast.prompt.FastPrompt`) adds ``fast_tokens`` / ``fast_mask`` ``[n, max_fast_len]``:
+    the FAST tokens of each normalised chunk (real action dims only) in the model's vocabulary,
+    then EOS, right-padded.
     """
     from pi0lite.observation import pad_to_dim
     from pi0lite.toy.text import colour_positions, tokenize_batch
@@ -117,20 +124,76 @@ def training_arrays(dataset: ToyDataset, tokenizer, norm, *, max_token_len: int,
     check_finite({"images": dataset.images, "state": dataset.state, "actions": dataset.actions}, "dataset")
     per_episode = dataset.scenes.instructions
     ids, mask = tokenize_batch(tokenizer, per_episode, max_token_len)
+    state = norm["state"].normalize(dataset.state)
+    actions = norm["actions"].normalize(dataset.actions)
+    if discrete_state:
+        tokens, token_mask = state_prompt_tokens(tokenizer, per_episode, dataset.episode, state, max_token_len)
+    else:
+        tokens, token_mask = ids[dataset.episode], mask[dataset.episode]
     arrays = {
         "images": dataset.images,
-        "state": np.asarray(pad_to_dim(norm["state"].normalize(dataset.state), action_dim)),
-        "actions": np.asarray(pad_to_dim(norm["actions"].normalize(dataset.actions), action_dim)),
-        "tokens": ids[dataset.episode],
-        "token_mask": mask[dataset.episode],
+        "state": np.asarray(pad_to_dim(state, action_dim)),
+        "actions": np.asarray(pad_to_dim(actions, action_dim)),
+        "tokens": tokens,
+        "token_mask": token_mask,
         "aux_target": goal_target(dataset.goal_xy),
-        "aux_pos": colour_positions(tokenizer, ids)[dataset.episode],
+        "aux_pos": colour_positions(tokenizer, tokens),
     }
+    if fast is not None:
+        arrays["fast_tokens"], arrays["fast_mask"] = fast_token_arrays(fast, actions, max_fast_len)
     check_arrays(arrays)
     return arrays
 
 
+def state_prompt_tokens(tokenizer, instructions: list[str], episode: Int[np.ndarray, " n"],
+                        state: Float[np.ndarray, "n j"], max_len: int) -> tuple[Int[np.ndarray, "n l"], Bool[np.ndarray, "n l"]]:
+    """:func:`pi0lite.prompt.tokenize_pi05` of every chunk (its episode's instruction, its state), fast.
+
+    Each episode's prompt is tokenised once with a placeholder state, then the state-bin tokens
+    are written in by table look-up (each bin ``-1 … 255`` is one word of the toy tokenizer); the
+    result is checked against :func:`~pi0lite.prompt.tokenize_pi05` on a sample of chunks.
+    """
+    from pi0lite.prompt import discretize_state, tokenize_pi05
+
+    j = state.shape[1]
+    bins = discretize_state(state)  # [n, j] in -1 … 255
+    table = np.array([tokenizer.token_to_id(str(k)) or -1 for k in range(-1, 256)], np.int64)
+    if (table < 0).any():
+        raise ValueError("the tokenizer has no single token for every state bin -1 … 255 "
+                         "(build it with WordTokenizer.from_texts(..., state_prompt=True))")
+    ids, mask = tokenize_pi05(tokenizer, instructions, np.zeros((len(instructions), j)), max_len)
+    # the placeholder state's bins (all 128) sit right after "state :"
+    state_word = tokenizer.token_to_id("state")
+    start = np.argmax(ids == state_word, axis=1) + 2  # [e]
+    tokens = ids[episode].copy()
+    cols = start[episode][:, None] + np.arange(j)[None]
+    np.put_along_axis(tokens, cols, table[bins + 1], axis=1)
+    sample = np.unique(np.linspace(0, len(episode) - 1, 64).astype(int))
+    direct, _ = tokenize_pi05(tokenizer, [instructions[e] for e in episode[sample]], state[sample], max_len)
+    if not np.array_equal(direct, tokens[sample]):
+        raise ValueError("state_prompt_tokens disagrees with tokenize_pi05 (tokenizer splits a state bin?)")
+    return tokens.astype(np.int32), mask[episode]
+
+
+def fast_token_arrays(fast, actions: Float[np.ndarray, "n h k"], max_len: int
+                      ) -> tuple[Int[np.ndarray, "n o"], Bool[np.ndarray, "n o"]]:
+    """FAST ids of each chunk mapped into the model vocabulary, then EOS; right-padded to ``max_len``."""
+    from pi0lite.fast.prompt import fast_to_vocab
+
+    encoded = fast.fast.encode(actions)
+    lengths = np.array([len(e) + 1 for e in encoded])
+    if lengths.max() > max_len:
+        raise ValueError(f"a chunk needs {lengths.max()} FAST tokens (+ EOS), more than max_fast_len={max_len}")
+    tokens = np.full((len(encoded), max_len), fast.text.pad_id, np.int32)
+    mask = np.arange(max_len)[None] < lengths[:, None]
+    for i, e in enumerate(encoded):
+        tokens[i, : len(e)] = fast_to_vocab(e, fast.vocab_size, fast.skip)
+        tokens[i, len(e)] = fast.text.eos_id
+    return tokens, mask
+
+
 ARRAY_FIELDS = ("images", "state", "actions", "tokens", "token_mask", "aux_target", "aux_pos")
+OPTIONAL_FIELDS = ("fast_tokens", "fast_mask")  # knowledge insulation only
 
 
 def check_finite(fields: dict, where: str) -> None:
@@ -146,8 +209,10 @@ def check_finite(fields: dict, where: str) -> None:
 
 def check_arrays(arrays: dict) -> None:
     """The training arrays of :func:`training_arrays`: every field present, one length, finite."""
-    if set(arrays) != set(ARRAY_FIELDS):
-        raise ValueError(f"training arrays must have the fields {ARRAY_FIELDS}, got {sorted(arrays)}")
+    extra = set(arrays) - set(ARRAY_FIELDS)
+    if not set(ARRAY_FIELDS) <= set(arrays) or extra not in (set(), set(OPTIONAL_FIELDS)):
+        raise ValueError(f"training arrays must have the fields {ARRAY_FIELDS} (and optionally all of "
+                         f"{OPTIONAL_FIELDS}), got {sorted(arrays)}")
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"training arrays must have one length, got {lengths}")

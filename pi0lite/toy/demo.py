@@ -68,6 +68,8 @@ def launch(args, out: pathlib.Path, jobs: list[Job]) -> None:
             cmd = [sys.executable, *job.command(out=str(out), steps=args.steps, seed=args.seed,
                                                 batch_size=args.batch_size, image_size=args.image_size, position=i,
                                                 aux_scale=0.0 if args.no_aux else 1.0)]
+            if getattr(args, "curve_every", 0):
+                cmd += ["--curve-every", str(args.curve_every), "--curve-episodes", str(args.curve_episodes)]
             env = dict(os.environ)
             if pinned:  # one core each: keep XLA from spawning a second compute thread on it
                 env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
@@ -108,6 +110,10 @@ def evaluate_all(args, out: pathlib.Path, names: list[str]) -> tuple[dict, dict,
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
         metrics["train_seconds"] = round(policy.meta.get("train_seconds", float("nan")), 1)
         metrics["train_steps"] = policy.meta.get("train_steps")
+        curve = out / name / "curve.json"
+        if curve.exists():  # --curve-every: success during training and the first step at >= 80 %
+            metrics["curve"] = json.loads(curve.read_text())
+            metrics["steps_to_80"] = metrics["curve"]["steps_to_80"]
         if policy.fast_part is not None:  # pi0-FAST: chunks whose tokens did not decode (held still)
             part = policy.fast_part
             metrics["invalid_decode_rate"], metrics["decoded_chunks"] = part.invalid / max(part.chunks, 1), part.chunks
@@ -266,6 +272,10 @@ def main(argv=None) -> dict:
                    help="comma-separated policies to train and evaluate; known: " + ", ".join(JOBS))
     p.add_argument("--ablation", action="store_true",
                    help="also train pi0_noaux, the flow policy without the grounding loss")
+    p.add_argument("--curve-every", type=int, default=0,
+                   help="evaluate each policy every N training steps on --curve-episodes scenes and report "
+                        "steps_to_80 (0: off)")
+    p.add_argument("--curve-episodes", type=int, default=100)
     p.add_argument("--sequential", action="store_true", help="train one after the other on all cores")
     p.add_argument("--gif", action="store_true", help="also write rollouts.gif")
     p.add_argument("--ship", action="store_true", help="copy the trained policies into pi0lite/assets/")

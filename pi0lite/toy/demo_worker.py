@@ -5,6 +5,12 @@
 checkpoints in ``DIR/<name>/ckpt`` (so an interrupted demo resumes where it stopped; a checkpoint of
 other settings is refused by :func:`pi0lite.toy.train.train`, never deleted) and writes the policy
 to ``DIR/<name>/policy`` and the loss history to ``DIR/<name>/history.npy``, each atomically.
+
+``--mode ki`` trains pi0.5 with knowledge insulation (:mod:`pi0lite.toy.pi05`: quantile stats,
+discrete-state prompt, FAST targets; ``--no-insulate`` is the ablation without the stop-gradient).
+``--curve-every N`` evaluates the policy every N steps on ``--curve-episodes`` scenes
+(:class:`pi0lite.toy.curve.Curve`, ``DIR/<name>/curve.json`` with ``steps_to_80``); that time is
+not counted in ``train_seconds``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ def model_config(image_size: int):
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", required=True)
-    p.add_argument("--mode", choices=["flow", "mse"], required=True)
+    p.add_argument("--mode", choices=["flow", "mse", "ki"], required=True)
     p.add_argument("--name", default=None, help="sub-directory (default: the mode)")
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
@@ -39,6 +45,10 @@ def main(argv=None) -> None:
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
     p.add_argument("--rtc-max-delay", type=int, default=0, help="training-time RTC: simulated delays 0..this")
+    p.add_argument("--no-insulate", action="store_true", help="mode ki: no stop-gradient (the flow loss reaches the VLM)")
+    p.add_argument("--fast-weight", type=float, default=1.0, help="mode ki: weight of the FAST cross-entropy")
+    p.add_argument("--curve-every", type=int, default=0, help="evaluate every N steps (0: never)")
+    p.add_argument("--curve-episodes", type=int, default=100)
     args = p.parse_args(argv)
 
     import numpy as np
@@ -54,16 +64,31 @@ def main(argv=None) -> None:
     job = out / (args.name or args.mode)
     cfg = model_config(args.image_size)
     tcfg = TrainConfig(mode=args.mode, steps=args.steps, batch_size=args.batch_size, aux_weight=args.aux_weight,
-                       seed=args.seed, rtc_max_delay=args.rtc_max_delay)
+                       seed=args.seed, rtc_max_delay=args.rtc_max_delay, insulate=not args.no_insulate,
+                       fast_weight=args.fast_weight)
     ckpt = job / "ckpt"
-    tokenizer = WordTokenizer.load(out / "tokenizer.json")
-    norm = load_stats(out / "norm_stats.json")
-    arrays = training_arrays(load_dataset(out / "data.npz"), tokenizer, norm,
-                             max_token_len=cfg.max_token_len, action_dim=cfg.action_dim)
+    dataset = load_dataset(out / "data.npz")
+    if args.mode == "ki":
+        from pi0lite.toy.pi05 import ki_setup
+
+        cfg, tokenizer, norm, fast_prompt, arrays = ki_setup(cfg, dataset, load_stats(out / "norm_stats.json"))
+        fast_prompt.fast.save(job / "fast_tokenizer")
+    else:
+        tokenizer = WordTokenizer.load(out / "tokenizer.json")
+        norm = load_stats(out / "norm_stats.json")
+        arrays = training_arrays(dataset, tokenizer, norm, max_token_len=cfg.max_token_len, action_dim=cfg.action_dim)
+    del dataset
+    policy_mode = "flow" if args.mode == "ki" else args.mode  # KI's policy samples by flow matching
+    curve = None
+    if args.curve_every:
+        from pi0lite.toy.curve import Curve
+
+        curve = Curve(job / "curve.json", lambda model: Policy(model, norm, tokenizer, mode=policy_mode),
+                      every=args.curve_every, episodes=args.curve_episodes, image_size=args.image_size)
     result = train(cfg, tcfg, arrays, ckpt_dir=ckpt, ckpt_every=500, position=args.position,
-                   desc=f"{args.name or args.mode:>6}")
+                   desc=f"{args.name or args.mode:>6}", on_checkpoint=curve)
     del arrays
-    seconds = result.seconds
+    seconds = result.seconds - (curve.seconds if curve is not None else 0.0)
     timing = job / "train_seconds.json"
     if timing.exists() and result.history.shape[0] == args.steps and seconds < 1.0:
         seconds = json.loads(timing.read_text())["train_seconds"]  # nothing left to train: keep the old time
@@ -76,7 +101,9 @@ def main(argv=None) -> None:
             "batch_size": args.batch_size}
     if args.rtc_max_delay:
         meta["rtc_max_delay"] = args.rtc_max_delay
-    Policy(result.trainable.pi0, norm, tokenizer, mode=args.mode, meta=meta).save(job / "policy")
+    if args.mode == "ki":
+        meta.update(knowledge_insulation=True, insulate=not args.no_insulate, fast_weight=args.fast_weight)
+    Policy(result.trainable.pi0, norm, tokenizer, mode=policy_mode, meta=meta).save(job / "policy")
 
 
 if __name__ == "__main__":

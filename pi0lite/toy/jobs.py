@@ -60,6 +60,10 @@ register(Job(name="pi0_fast", mode="fast", asset="toy_policy_fast", worker="pi0l
              help="pi0-FAST: the same backbone writing the chunk as FAST tokens (notebook 16)"))
 register(Job(name="pi0_rtc", mode="flow", asset="toy_policy_rtc", extra_args=("--rtc-max-delay", "4"),
              help="pi0 trained with simulated inference delays 0..4 (training-time real-time chunking, notebook 11)"))
+register(Job(name="pi05_ki", mode="ki", aux_weight=0.0, asset="toy_policy_pi05_ki",
+             help="pi0.5 + knowledge insulation (FAST loss on the VLM, stop-gradient), no grounding head"))
+register(Job(name="pi05_noki", mode="ki", aux_weight=0.0, extra_args=("--no-insulate",),
+             help="pi0.5 with both losses but no stop-gradient (isolates the insulation)"))
 
 #: What ``make demo`` trains when ``--policies`` is not given.
 DEFAULT = ("pi0", "mse")

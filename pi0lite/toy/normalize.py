@@ -7,6 +7,9 @@ Stats are per feature (the last axis) and computed over every other axis. Normal
 *before* padding; when un-normalising data wider than the stats (padded dims), the extra dims are
 left untouched (z-score: as if mean 0, std 1). Padding is :func:`pi0lite.observation.pad_to_dim`.
 
+Which kind a model uses is openpi's rule, :func:`norm_kind`: pi0.5 quantile, pi0 z-score
+(``make demo`` computes the statistics once and applies them per model with :func:`with_kind`).
+
 Stats are checked when made or loaded: 1-D, one length, finite, and a positive spread (std for
 z-score, q99 − q01 for quantile); a zero spread would blow every value up by 1e6.
 
@@ -15,6 +18,7 @@ Axis letters: d feature dim, p padded dim.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 
@@ -123,3 +127,13 @@ def load_stats(path) -> dict[str, NormStats]:
         return {k: NormStats.from_dict(v) for k, v in raw.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: bad normalisation stats: {e}") from e
+
+
+def norm_kind(config) -> str:
+    """openpi's choice per model: quantile for pi0.5 (``config.pi05``), z-score for pi0."""
+    return "quantile" if config.pi05 else "zscore"
+
+
+def with_kind(stats: dict[str, NormStats], kind: str) -> dict[str, NormStats]:
+    """The same statistics applied the ``kind`` way (``"zscore"`` or ``"quantile"``)."""
+    return {name: dataclasses.replace(s, kind=kind) for name, s in stats.items()}

@@ -3,9 +3,10 @@
 ``Policy.infer(images, state, instructions, key)`` maps raw observations (uint8 images, the
 4-D state, instruction strings) to raw action chunks ``[b, H, 2]`` (as wide as the action stats):
 tokenise, normalise and pad
-the state, run the model (flow: ``sample_actions`` with ``num_steps`` Euler steps and the prefix KV
-cache; mse: one pass; fast: pi0-FAST's greedy decoding, then FAST decode), un-normalise and drop
-the padded action dims.
+the state (pi0.5: the normalised state also goes into the prompt as 256-bin numbers,
+:func:`pi0lite.prompt.tokenize_pi05`), run the model (flow: ``sample_actions`` with ``num_steps``
+Euler steps and the prefix KV cache; mse: one pass; fast: pi0-FAST's greedy decoding, then FAST
+decode), un-normalise and drop the padded action dims.
 
 A checkpoint directory holds ``config.json`` (model config + policy meta), ``params.npz``
 (parameters under their '/'-joined openpi paths, e.g. ``PaliGemma/llm/...``, ``action_out_proj/kernel``),
@@ -38,6 +39,7 @@ from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
 from pi0lite.observation import pad_to_dim
 from pi0lite.openpi import flatten_params, load_npz, load_params
 from pi0lite.pi0 import Observation, Pi0
+from pi0lite.prompt import tokenize_pi05
 from pi0lite.toy import fast_policy, files
 from pi0lite.toy.mse import mse_actions
 from pi0lite.toy.normalize import NormStats, load_stats, save_stats
@@ -46,7 +48,8 @@ from pi0lite.toy.text import WordTokenizer, tokenize_batch
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = ASSETS / "toy_policy"
 #: Shipped checkpoints: the flow policy, the MSE baseline and the no-aux ablation (all from ``make demo``).
-VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux", "fast": "toy_policy_fast"}
+VARIANTS = {"flow": "toy_policy", "mse": "toy_policy_mse", "noaux": "toy_policy_noaux", "fast": "toy_policy_fast",
+            "pi05_ki": "toy_policy_pi05_ki"}
 MODES = ("flow", "mse", "fast")
 RECORD_KEY = "policy/record"  # in params.npz: what the parameters were trained with (JSON)
 
@@ -134,9 +137,21 @@ class Policy:
             raise ValueError(f"state contains NaN or inf in rows {rows[:10].tolist()} (shape {state.shape})")
         if self.fast_part is not None:
             return self.fast_part.observation(images, self.norm["state"].normalize(state), instructions)
-        ids, mask = tokenize_batch(self.tokenizer, list(instructions), self.config.max_token_len)
-        state = np.asarray(pad_to_dim(self.norm["state"].normalize(state), self.config.action_dim))
+        state = self.norm["state"].normalize(state)
+        if self.config.pi05:  # pi0.5: the discrete state goes into the prompt (openpi's default)
+            ids, mask = tokenize_pi05(self.tokenizer, list(instructions), state, self.config.max_token_len)
+        else:
+            ids, mask = tokenize_batch(self.tokenizer, list(instructions), self.config.max_token_len)
+        state = np.asarray(pad_to_dim(state, self.config.action_dim))
         return Observation.from_numpy({self.config.image_keys[0]: images}, state, ids, mask)
+
+    def refresh(self, model: Pi0) -> None:
+        """Use ``model``'s current parameters (same config) without recompiling, e.g. to evaluate
+        a policy during training."""
+        if model.config != self.config:
+            raise ValueError("refresh: the model's config differs from the policy's")
+        self.model = model
+        _, self._state = nnx.split(model)
 
     def infer(self, images, state, instructions, key: jax.Array) -> Float[np.ndarray, "b h k"]:
         """Raw action chunks ``[b, H, 2]`` (un-normalised velocities)."""

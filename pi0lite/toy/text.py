@@ -22,6 +22,8 @@ import numpy as np
 from jaxtyping import Bool, Int
 
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
+#: The extra words of pi0.5's discrete-state prompt: its keywords, punctuation, newline and the bins -1 … 255.
+STATE_PROMPT_WORDS = ("task", "state", "action", ":", ",", ";", "\n", *(str(k) for k in range(-1, 256)))
 
 
 @runtime_checkable
@@ -46,9 +48,18 @@ class WordTokenizer:
         self.vocab_size = tokenizer.get_vocab_size()
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str]) -> "WordTokenizer":
-        """Build the vocabulary from the words of ``texts`` (deterministic: sorted)."""
-        return cls.from_words(sorted({w for t in texts for w in t.lower().split()}))
+    def from_texts(cls, texts: Sequence[str], *, state_prompt: bool = False) -> "WordTokenizer":
+        """Build the vocabulary from the words of ``texts`` (deterministic: sorted).
+
+        ``state_prompt=True`` also covers pi0.5's discrete-state prompt
+        (:func:`pi0lite.prompt.pi05_prompt`): ``:``, ``,``, ``;`` and the newline become tokens of
+        their own, and the words ``task``, ``state``, ``action`` and every state bin ``-1 … 255``
+        join the vocabulary (about 270 more ids).
+        """
+        words = {w for t in texts for w in t.lower().split()}
+        if state_prompt:
+            words |= set(STATE_PROMPT_WORDS)
+        return cls.from_words(sorted(words), state_prompt=state_prompt)
 
     def with_words(self, words: Sequence[str]) -> "WordTokenizer":
         """A copy with ``words`` appended: every old word keeps its id, the new ones get the next ids."""
@@ -58,24 +69,35 @@ class WordTokenizer:
         if known or len(set(new)) != len(new) or any(not w or w.split() != [w] for w in new):
             raise ValueError(f"with_words: {list(words)} must be new, distinct single words (known: {known})")
         old = sorted(vocab, key=vocab.get)[4:]
-        return WordTokenizer.from_words([*old, *new])
+        return WordTokenizer.from_words([*old, *new], state_prompt="\n" in vocab)
 
     @classmethod
-    def from_words(cls, words: Sequence[str]) -> "WordTokenizer":
-        """Ids 0..3 for the special tokens, then ``words`` in the order given."""
-        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    def from_words(cls, words: Sequence[str], *, state_prompt: bool = False) -> "WordTokenizer":
+        """Ids 0..3 for the special tokens, then ``words`` in the order given (``state_prompt``: see
+        :meth:`from_texts`)."""
+        from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 
         vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK, *words])}
         tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
         tok.add_special_tokens([PAD, BOS, EOS, UNK])  # already in the vocab: only marks them special
         tok.normalizer = normalizers.Lowercase()
-        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        if state_prompt:  # split at spaces (removed) and isolate the punctuation and the newline
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(r"[^\S\n]+"), behavior="removed"),
+                pre_tokenizers.Split(Regex(r"[:,;\n]"), behavior="isolated"),
+            ])
+        else:
+            tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         # BOS first, as PaliGemma's tokenizer does (openpi adds it explicitly)
         tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, vocab[BOS])])
         return cls(tok)
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of many texts at once (the library's batched path)."""
+        return [e.ids for e in self.tok.encode_batch(list(texts))]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=True)

@@ -11,6 +11,10 @@
   :mod:`pi0lite.toy.mse` (noise input 0, time 1, output regressed onto the action chunk).
 * ``rtc_max_delay > 0`` (flow only): training-time real-time chunking, :func:`pi0lite.rtc.compute_loss_delayed`
   (per example a delay d ≤ ``rtc_max_delay``; the first d action tokens clean and out of the loss).
+* ``mode="ki"``: pi0.5 with knowledge insulation, :func:`pi0lite.ki.ki_loss` on the batch's
+  ``fast_tokens`` / ``fast_mask`` (``insulate`` and ``fast_weight`` from the config; the recorded
+  "loss" column is the flow term, the "aux" column the FAST cross-entropy; no grounding head:
+  ``aux_weight`` must be 0).
 * ``aux_weight > 0`` adds the grounding loss of :class:`pi0lite.toy.grounding.AuxHead` (a stand-in for VLM
   pretraining; see that module). ``aux_weight=0`` is the documented ablation.
 * Checkpoints (``ckpt_dir/train_state.npz``, written atomically): parameters and optimiser state
@@ -42,18 +46,19 @@ from tqdm.auto import tqdm
 
 from pi0lite import rtc, sharding
 from pi0lite.config import Pi0Config
+from pi0lite.ki import ki_loss
 from pi0lite.pi0 import Observation, Pi0
 from pi0lite.toy.data import check_arrays
 from pi0lite.toy.files import RunLock, atomic_write_bytes, describe_differences
 from pi0lite.toy.grounding import AuxHead, aux_loss
 from pi0lite.toy.mse import mse_forward
 
-MODES = ("flow", "mse", "fast")  # "fast": pi0-FAST, trained by pi0lite.toy.train_fast.train_fast
+MODES = ("flow", "mse", "fast", "ki")  # "fast": pi0-FAST, trained by pi0lite.toy.train_fast.train_fast
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    mode: str = "flow"  # "flow" (pi0), "mse" (regression baseline) or "fast" (pi0-FAST, toy.train_fast)
+    mode: str = "flow"  # "flow" (pi0), "mse" (regression baseline), "fast" (pi0-FAST, toy.train_fast) or "ki" (pi0.5 + KI)
     steps: int = 5000  # optimiser steps; the cosine schedule ends here
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate
@@ -65,6 +70,8 @@ class TrainConfig:
     aux_weight: float = 1.0  # grounding loss weight; 0 = the no-aux ablation
     seed: int = 0  # init and batch sampling
     rtc_max_delay: int = 0  # > 0: training-time RTC (pi0lite.rtc.compute_loss_delayed), delays 0..this
+    insulate: bool = True  # mode "ki": stop the flow gradient at the VLM's keys/values
+    fast_weight: float = 1.0  # mode "ki": weight of the FAST cross-entropy
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -74,6 +81,9 @@ class TrainConfig:
                              f"{self.rtc_max_delay} with mode={self.mode!r}")
         if self.steps <= 0 or self.batch_size <= 0:
             raise ValueError(f"TrainConfig.steps and batch_size must be positive, got {self.steps}, {self.batch_size}")
+        if self.mode == "ki" and self.aux_weight != 0:
+            raise ValueError(f"TrainConfig: mode 'ki' has no grounding head (the FAST loss teaches the VLM); "
+                             f"aux_weight must be 0, got {self.aux_weight}")
 
 
 class Trainable(nnx.Module):
@@ -136,11 +146,15 @@ def delayed_flow_loss(model: Pi0, key: jax.Array, obs: Observation, actions: Flo
 
 
 def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux_weight: float,
-            rtc_max_delay: int = 0):
+            rtc_max_delay: int = 0, insulate: bool = True, fast_weight: float = 1.0):
     """Total loss and its parts ``{"loss": policy loss, "aux": grounding loss}``."""
     model = trainable.pi0
     obs = batch_observation(batch, model.config.image_keys[0])
     actions = batch["actions"]  # [b, h, d], normalised and padded
+    if mode == "ki":
+        _, parts = ki_loss(model, key, obs, actions, batch["fast_tokens"], batch["fast_mask"],
+                           insulate=insulate, fast_weight=fast_weight)
+        return parts["flow"] + fast_weight * parts["fast"], {"loss": parts["flow"], "aux": parts["fast"]}
     if mode == "flow" and rtc_max_delay:
         main, prefix_out = delayed_flow_loss(model, key, obs, actions, rtc_max_delay)
     elif mode == "flow":
@@ -171,7 +185,8 @@ def train_step_fn(graphdef, cfg: TrainConfig):
         n = data["images"].shape[0]
         idx = jax.random.randint(idx_key, (cfg.batch_size,), 0, n)
         batch = {k: sharding.activation_constraint(v[idx]) for k, v in data.items()}
-        loss = functools.partial(loss_fn, mode=cfg.mode, aux_weight=cfg.aux_weight, rtc_max_delay=cfg.rtc_max_delay)
+        loss = functools.partial(loss_fn, mode=cfg.mode, aux_weight=cfg.aux_weight, rtc_max_delay=cfg.rtc_max_delay,
+                                 insulate=cfg.insulate, fast_weight=cfg.fast_weight)
         (_, metrics), grads = nnx.value_and_grad(loss, has_aux=True)(trainable, batch, loss_key)
         opt.update(trainable, grads)
         return nnx.state((trainable, opt)), metrics
@@ -201,24 +216,29 @@ class TrainResult:
 def train(
     model_config: Pi0Config, cfg: TrainConfig, arrays: dict, *, ckpt_dir=None, ckpt_every: int = 500,
     stop_after: int | None = None, progress: bool = True, position: int = 0, desc: str | None = None,
+    on_checkpoint=None,
 ) -> TrainResult:
     """Train from scratch, or resume from ``ckpt_dir`` if it holds a checkpoint of the same config.
 
     ``stop_after`` ends the call early at that step (with a checkpoint), as an interruption would;
     calling again with the same arguments resumes and gives the uninterrupted result. With
     ``ckpt_dir``, the directory is locked for the call: a second run into it fails at once.
+    ``on_checkpoint(step, trainable)`` is called after each checkpoint is written (e.g. to evaluate
+    the policy every ``ckpt_every`` steps); it must not change the parameters.
     """
     if cfg.mode == "fast":
         raise ValueError("TrainConfig(mode='fast') trains pi0-FAST: use pi0lite.toy.train_fast.train_fast")
     check_arrays(arrays)
     if ckpt_dir is None:
-        return _train(model_config, cfg, arrays, None, ckpt_every, stop_after, progress, position, desc)
+        return _train(model_config, cfg, arrays, None, ckpt_every, stop_after, progress, position, desc,
+                      on_checkpoint)
     with RunLock(ckpt_dir):
         return _train(model_config, cfg, arrays, pathlib.Path(ckpt_dir), ckpt_every, stop_after, progress,
-                      position, desc)
+                      position, desc, on_checkpoint)
 
 
-def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress, position, desc) -> TrainResult:
+def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress, position, desc,
+           on_checkpoint=None) -> TrainResult:
     init_key, data_key = training_keys(cfg.seed)
     trainable = Trainable(model_config, rngs=nnx.Rngs(init_key))
     opt = nnx.Optimizer(trainable, make_optimizer(cfg), wrt=nnx.Param)
@@ -245,6 +265,8 @@ def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress
         if save:  # the history is flushed: the checkpoint holds exactly the rows up to its step
             nnx.update((trainable, opt), state)
             save_checkpoint(ckpt_dir, trainable, opt, done, np.concatenate(rows), record)
+            if on_checkpoint is not None:
+                on_checkpoint(done, trainable)
             graphdef, state = nnx.split((trainable, opt))
     bar.close()
     nnx.update((trainable, opt), state)
