@@ -125,6 +125,13 @@ FIGURES = {
         episodes=dict.fromkeys(SIM_TASKS, 20), title="success").figure,
     "13 frame strip": lambda: viz.plot_frame_strip(RNG.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
                                                    titles=[f"t={i}" for i in range(6)], title="an episode").figure,
+    "10 gradient norms": lambda: viz.plot_grad_norms({
+        "flow, insulate": {"vision tower": 0.0, "embedder": 0.0, "VLM layers": 0.0, "action-expert layers": 0.8, "action heads": 1.3},
+        "flow, no insulation": {"vision tower": 0.02, "embedder": 0.1, "VLM layers": 0.4, "action-expert layers": 0.8, "action heads": 1.3},
+        "FAST": {"vision tower": 0.3, "embedder": 2.0, "VLM layers": 1.5, "action-expert layers": 0.0, "action heads": 0.0}}).figure,
+    "10 KI mask": lambda: viz.plot_ki_mask(_mask(29), prefix=[("image", 16), ("prompt", 4)], n_fast=5, n_actions=4).figure,
+    "10 success curves": lambda: viz.plot_success_curves({n: [{"step": s, "success": min(1.0, s / 4000 + 0.1 * i)} for s in range(500, 5001, 500)]
+                                                          for i, n in enumerate(["pi0", "pi0_noaux", "pi05_ki", "pi05_noki"])}).figure,
     "09 loss curves": lambda: viz.plot_loss_curves({"flow": np.abs(RNG.normal(1, 0.3, (5000, 2)))}).figure,
     "12 meshes": _meshes_12,
     "12 shards": _shards_12,
