@@ -85,3 +85,34 @@ def test_full_finetune_accepts_reference(capsys):
 def test_full_finetune_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
         check_full_finetune_gb(wrong, PLANNER, N, ACT)
+
+
+# The numbers notebook 12 passes: the planner's closed form for the real pi0 (shapes only).
+def _notebook_inputs():
+    from pi0lite import memory
+
+    n = memory.param_counts(memory.model_config("PI0", "full"))[0]
+    act = {f: memory.estimate("PI0", "full", f)["activations"] / 1e9 for f in memory.FSDP_SIZES}
+    plan = {f: c["estimate_gb"] for f, c in memory.shipped_plan()["PI0"]["full"].items()}
+    return plan, n, act
+
+
+def test_full_finetune_on_the_notebooks_numbers(capsys):
+    plan, n, act = _notebook_inputs()
+    check_full_finetune_gb(lambda n, f, a: 20 * n / f / 1e9 + a, plan, n, act)
+    assert "4/4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda n, f, a: 16 * n / f / 1e9 + a, "bytes per parameter"),  # forgot the EMA copy
+        (lambda n, f, a: 20 * n / f / 1e9, "add the activations"),  # forgot the activations
+        (lambda n, f, a: 20 * n / f / 1e9 + 2 * a, "10 %"),  # counted the activations twice
+        (lambda n, f, a: 20 * n / 1e9 + a, "1/fsdp"),  # nothing sharded
+    ],
+)
+def test_full_finetune_rejects_on_the_notebooks_numbers(wrong, message):
+    plan, n, act = _notebook_inputs()
+    with pytest.raises(AssertionError, match=message):
+        check_full_finetune_gb(wrong, plan, n, act)

@@ -338,6 +338,29 @@ def build() -> Notebook:
     )
     nb.md(
         """
+        **LoRA on the toy: a new word.** `python -m pi0lite.toy.lora_finetune` appends the word
+        "crimson" to the shipped toy policy's tokenizer and teaches it that crimson means red by
+        training **only** rank-4 LoRA factors on the VLM expert (the embedding row of the new word
+        stays frozen and random: the factors must learn to read it). Its filter `LORA_ONLY` is
+        stricter than openpi's. Measured (README, 200 scenes with the goal red, 300 steps): "go to
+        the crimson square" succeeded in 22.5 % of the episodes before and 90.0 % after, while "go
+        to the red square" stayed at 97.5 % → 96.5 %.
+        """
+    )
+    nb.code(
+        """
+        from pi0lite.toy import lora_finetune
+        from pi0lite.toy.policy import load_shipped
+
+        toy_lora = lora_finetune.with_lora(load_shipped("flow"), lora_finetune.FinetuneConfig())
+        count = lambda f: sum(x.size for x in jax.tree.leaves(nnx.state(toy_lora.model, f)))
+        print(f"toy pi0 + rank-4 LoRA on the VLM expert: {count(nnx.Param):,} parameters, "
+              f"{count(lora_finetune.LORA_ONLY):,} trained")
+        assert count(lora_finetune.LORA_ONLY) == 22_016
+        """
+    )
+    nb.md(
+        """
         ## 5. Memory: what fits on which GPU
 
         `python -m pi0lite.memory` compiles the real jitted functions ahead of time on abstract

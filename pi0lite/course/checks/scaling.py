@@ -118,7 +118,9 @@ def check_full_finetune_gb(full_finetune_gb, planner: dict, n_params: int, activ
             hint = "GB here means 1e9 bytes; did you return bytes?"
         elif f > 1 and abs(got - activations_gb[f] - (want - activations_gb[f]) * f) < 0.25 * want * f:
             hint = "with FSDP every device holds only 1/fsdp of the parameters, gradients and optimiser state."
-        elif per_param < 14:
+        elif abs(got - (want - activations_gb[f])) < 0.015 * want:
+            hint = "add the activations (given) to the memory of the parameter-sized arrays."
+        elif per_param < 18:
             hint = (f"you count {per_param:.0f} bytes per parameter; full fine-tuning keeps f32 parameters (4), "
                     "f32 gradients (4), AdamW's two moments (8) and openpi's EMA copy (4).")
         else:
