@@ -22,9 +22,11 @@ MARK = "FIGCHECK "
 HOOK = f'''
 import json as _json
 import matplotlib.pyplot as _plt
-from pi0lite.course.viz._readability import figure_problems as _problems
 _show = _plt.show
 def _checked_show(*args, **kwargs):
+    # imported here, not above: pi0lite.course.viz imports JAX, and notebook 12 must set its
+    # device flags before JAX starts
+    from pi0lite.course.viz._readability import figure_problems as _problems
     for _num in _plt.get_fignums():
         for _p in _problems(_plt.figure(_num)):
             print("{MARK}" + _json.dumps(_p))
