@@ -31,9 +31,9 @@ def build() -> Notebook:
         """
         **Eight devices on one CPU.** The flag `--xla_force_host_platform_device_count=8` makes
         JAX's CPU backend present 8 devices. It must be set **before JAX starts** (before the
-        first `import jax`), so this cell comes before the imports. On a machine with a GPU or
-        TPU the flag changes nothing for the accelerator; the pictures below then use the 8 CPU
-        devices when the accelerator has fewer than 8.
+        first `import jax`), so this cell comes before the imports. Without a GPU or TPU, JAX then
+        runs on these 8 CPU devices. With an accelerator the flag changes nothing for it; the
+        cells below use the accelerator when it has 8 devices or more, the 8 CPU devices otherwise.
         """
     )
     nb.code(
@@ -43,11 +43,12 @@ def build() -> Notebook:
         accelerator = shutil.which("nvidia-smi") is not None or os.path.exists("/dev/accel0")
         if "jax" in sys.modules:
             print("JAX is already running: restart the kernel to get 8 CPU devices")
-        elif not accelerator:
+        else:
             flags = os.environ.get("XLA_FLAGS", "")
-            if "xla_force_host_platform_device_count" not in flags:
+            if "xla_force_host_platform_device_count" not in flags:  # only the CPU backend reads it
                 os.environ["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=8").strip()
-            os.environ.setdefault("JAX_PLATFORMS", "cpu")
+            if not accelerator:
+                os.environ.setdefault("JAX_PLATFORMS", "cpu")
         """
     )
     nb.code(
