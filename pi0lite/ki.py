@@ -27,6 +27,8 @@ the batch; ``L_flow`` is pi0's velocity MSE averaged over batch, steps and dims.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,7 +40,8 @@ from pi0lite.masks import make_attn_mask, make_positions
 from pi0lite.observation import Observation, concrete_or_none, pad_to_dim, validate_actions, validate_observation
 from pi0lite.pi0 import Pi0
 
-__all__ = ["ki_attn_mask", "ki_loss", "module_of", "grad_norms_by_module", "MODULE_GROUPS", "VLM_GROUPS"]
+__all__ = ["ki_attn_mask", "ki_loss", "module_of", "grad_norms_by_module", "part_grad_norms", "MODULE_GROUPS",
+           "VLM_GROUPS"]
 
 #: Parameter groups of a :class:`Pi0`, for gradient pictures: name → what it covers.
 MODULE_GROUPS = {
@@ -163,3 +166,36 @@ def ki_loss(
     v_t = model.velocity_cached(obs, cache, prefix_mask, x_t, time)
     flow_loss = jnp.mean(jnp.square(v_t - flow.target_velocity(noise, actions)))
     return fast_weight * fast + flow_loss, {"flow": flow_loss, "fast": fast}
+
+
+def part_grad_norms(
+    model: Pi0,
+    key: jax.Array,
+    obs: Observation,
+    actions: Float[ArrayLike, "b a _j"],
+    fast_tokens: Int[ArrayLike, "b o"],
+    fast_mask: Bool[ArrayLike, "b o"],
+    *,
+    part: str,
+    insulate: bool = True,
+) -> dict[str, float]:
+    """Per-module gradient norms (:func:`grad_norms_by_module`) of one loss term, ``part`` = ``"flow"`` or ``"fast"``.
+
+    Under ``insulate=True`` the VLM groups of the ``"flow"`` term are exactly 0; the ``"fast"`` term
+    never reaches the action expert. (For pictures; for training use :func:`ki_loss`.)
+    """
+    if part not in ("flow", "fast"):
+        raise ValueError(f"part must be 'flow' or 'fast', got {part!r}")
+    grads = _term_grad(part, insulate)(model, key, obs, jnp.asarray(actions), jnp.asarray(fast_tokens),
+                                       jnp.asarray(fast_mask))
+    return grad_norms_by_module(grads)
+
+
+@functools.lru_cache(maxsize=None)
+def _term_grad(part: str, insulate: bool):
+    """The jitted gradient of one KI term (compiled once per term and setting)."""
+
+    def term(m, key, obs, actions, fast_tokens, fast_mask):
+        return ki_loss(m, key, obs, actions, fast_tokens, fast_mask, insulate=insulate)[1][part]
+
+    return nnx.jit(nnx.grad(term))

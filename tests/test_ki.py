@@ -15,10 +15,11 @@ import pytest
 from flax import nnx
 
 from pi0lite.config import TINY
-from pi0lite.ki import VLM_GROUPS, grad_norms_by_module, ki_attn_mask, ki_loss, module_of
+from pi0lite.ki import VLM_GROUPS, grad_norms_by_module, ki_attn_mask, ki_loss, module_of, part_grad_norms
 from pi0lite.masks import make_positions
 from pi0lite.pi0 import Observation, Pi0
 
+JIT_KI_LOSS = nnx.jit(ki_loss, static_argnames=("insulate", "fast_weight"))
 CFG = TINY.replace(pi05=True, vocab_size=64, max_token_len=8)
 B, O = 2, 5
 
@@ -106,7 +107,7 @@ def joint_pass(model: Pi0, obs, actions, fast, fast_mask, noise, time):
 @pytest.mark.parametrize("insulate", [True, False])
 def test_loss_equals_one_joint_pass_and_pi05_compute_loss(model, insulate):
     obs, actions, fast, fast_mask, noise, time = batch()
-    jitted = nnx.jit(ki_loss, static_argnames=("insulate", "fast_weight"))
+    jitted = JIT_KI_LOSS
     loss, parts = jitted(model, jax.random.key(0), obs, actions, fast, fast_mask, insulate=insulate,
                          noise=noise, time=time)
     flow_ref, fast_ref = joint_pass(model, obs, actions, fast, fast_mask, noise, time)
@@ -122,8 +123,8 @@ def test_loss_equals_one_joint_pass_and_pi05_compute_loss(model, insulate):
 
 def test_key_draws_noise_and_time_like_compute_loss(model):
     obs, actions, fast, fast_mask, _, _ = batch()
-    _, parts = ki_loss(model, jax.random.key(7), obs, actions, fast, fast_mask)
-    plain = model.compute_loss(jax.random.key(7), obs, actions)
+    _, parts = JIT_KI_LOSS(model, jax.random.key(7), obs, actions, fast, fast_mask)
+    plain = nnx.jit(lambda m: m.compute_loss(jax.random.key(7), obs, actions))(model)
     np.testing.assert_allclose(float(parts["flow"]), float(jnp.mean(plain)), rtol=1e-5)
 
 
@@ -176,6 +177,17 @@ def test_fast_gradient_never_reaches_the_action_expert(model, insulate):
         assert all(not np.any(g) for g in groups[name]), f"FAST gradient reaches {name}"
     for name in VLM_GROUPS:
         assert any(np.any(g) for g in groups[name]), f"FAST gradient should train {name}"
+
+
+def test_part_grad_norms_matches_the_gradients(model):
+    obs, actions, fast, fast_mask, noise, time = batch()
+    norms = part_grad_norms(model, jax.random.key(0), obs, actions, fast, fast_mask, part="fast", insulate=True)
+    by_hand = {name: float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in leaves)))
+               for name, leaves in leaves_by_group(part_grads(model, "fast", insulate=True)).items()}
+    for name, value in by_hand.items():
+        np.testing.assert_allclose(norms[name], value, rtol=1e-4, atol=1e-12)
+    with pytest.raises(ValueError, match="part"):
+        part_grad_norms(model, jax.random.key(0), obs, actions, fast, fast_mask, part="aux")
 
 
 def test_module_of_names_every_group():

@@ -61,3 +61,14 @@ class Curve:
         atomic_write_text(self.path, json.dumps({"every": self.every, "episodes": self.episodes,
                                                  "points": self.points, "steps_to_80": steps_to(self.points)},
                                                 indent=1))
+
+
+#: The shipped four-run comparison of issue 10 (pi0, pi0_noaux, pi05_ki, pi05_noki; ``results.json`` shape).
+SHIPPED_COMPARISON = "toy_results_ki.json"
+
+
+def shipped_comparison() -> dict:
+    """The shipped KI comparison: ``{"policies": {name: metrics with "curve" and "steps_to_80"}, ...}``."""
+    from pi0lite.toy.policy import ASSETS
+
+    return json.loads((ASSETS / SHIPPED_COMPARISON).read_text())
