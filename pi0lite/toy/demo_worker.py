@@ -47,6 +47,7 @@ def main(argv=None) -> None:
     p.add_argument("--rtc-max-delay", type=int, default=0, help="training-time RTC: simulated delays 0..this")
     p.add_argument("--no-insulate", action="store_true", help="mode ki: no stop-gradient (the flow loss reaches the VLM)")
     p.add_argument("--fast-weight", type=float, default=1.0, help="mode ki: weight of the FAST cross-entropy")
+    p.add_argument("--fast-scale", type=float, default=10.0, help="mode ki: FAST's DCT coefficient scale")
     p.add_argument("--curve-every", type=int, default=0, help="evaluate every N steps (0: never)")
     p.add_argument("--curve-episodes", type=int, default=100)
     args = p.parse_args(argv)
@@ -69,9 +70,10 @@ def main(argv=None) -> None:
     ckpt = job / "ckpt"
     dataset = load_dataset(out / "data.npz")
     if args.mode == "ki":
-        from pi0lite.toy.pi05 import ki_setup
+        from pi0lite.toy.pi05 import KIConfig, ki_setup
 
-        cfg, tokenizer, norm, fast_prompt, arrays = ki_setup(cfg, dataset, load_stats(out / "norm_stats.json"))
+        ki = KIConfig(fast_scale=args.fast_scale)
+        cfg, tokenizer, norm, fast_prompt, arrays = ki_setup(cfg, dataset, load_stats(out / "norm_stats.json"), ki)
         fast_prompt.fast.save(job / "fast_tokenizer")
     else:
         tokenizer = WordTokenizer.load(out / "tokenizer.json")
@@ -102,7 +104,8 @@ def main(argv=None) -> None:
     if args.rtc_max_delay:
         meta["rtc_max_delay"] = args.rtc_max_delay
     if args.mode == "ki":
-        meta.update(knowledge_insulation=True, insulate=not args.no_insulate, fast_weight=args.fast_weight)
+        meta.update(knowledge_insulation=True, insulate=not args.no_insulate, fast_weight=args.fast_weight,
+                    fast_scale=args.fast_scale)
     Policy(result.trainable.pi0, norm, tokenizer, mode=policy_mode, meta=meta).save(job / "policy")
 
 
