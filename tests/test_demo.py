@@ -47,7 +47,7 @@ def test_every_rate_has_an_interval():
 def test_evaluation_defaults_are_large_enough(tmp_path, monkeypatch):
     """Before: 200 episodes (37 coin flips: one episode moved that rate by 2.7 points), 100 aligned."""
     seen = {}
-    monkeypatch.setattr(demo, "run", lambda args, out: seen.setdefault("args", args))
+    monkeypatch.setattr(demo, "run", lambda args, out: seen.setdefault("args", args) and {})
     demo.main(["--out", str(tmp_path)])
     assert seen["args"].eval_episodes >= 1000 and seen["args"].aligned >= 300
     defaults = inspect.signature(toy_eval.evaluate).parameters

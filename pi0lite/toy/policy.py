@@ -33,12 +33,13 @@ from typing import Sequence
 import jax
 import numpy as np
 from flax import nnx
-from jaxtyping import Array, Float, UInt8
+from jaxtyping import Array, Float, Int, Shaped
 
 from pi0lite.config import GemmaConfig, Pi0Config, VisionConfig
 from pi0lite.observation import pad_to_dim
 from pi0lite.openpi import flatten_params, load_npz, load_params
 from pi0lite.pi0 import Observation, Pi0
+from pi0lite.pi0_fast import FastObservation, Pi0Fast, Pi0FastConfig
 from pi0lite.prompt import tokenize_pi05
 from pi0lite.toy import fast_policy, files
 from pi0lite.toy.mse import mse_actions
@@ -90,7 +91,7 @@ class Policy:
     """Model + stats + tokenizer; ``mode`` is ``"flow"`` (pi0), ``"mse"`` (baseline) or ``"fast"``
     (pi0-FAST: build it with :meth:`Policy.fast`; its details live in :mod:`pi0lite.toy.fast_policy`)."""
 
-    def __init__(self, model: Pi0, norm: dict[str, NormStats], tokenizer, *, mode: str = "flow",
+    def __init__(self, model: Pi0 | Pi0Fast, norm: dict[str, NormStats], tokenizer, *, mode: str = "flow",
                  num_steps: int = 10, meta: dict | None = None, prompt=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -103,7 +104,7 @@ class Policy:
                              f"{model.config.vocab_size}")
         self.model, self.norm, self.tokenizer, self.mode = model, norm, tokenizer, mode
         self.num_steps, self.meta = num_steps, dict(meta or {})
-        self.config: Pi0Config = model.config
+        self.config: Pi0Config | Pi0FastConfig = model.config
         graphdef, state = nnx.split(model)
         self._run = jax.jit(lambda st, obs, key: self._actions(nnx.merge(graphdef, st), obs, key))
         self._state = state
@@ -113,16 +114,21 @@ class Policy:
         """A pi0-FAST policy (``model`` a :class:`pi0lite.pi0_fast.Pi0Fast`, ``prompt`` its FastPrompt)."""
         return cls(model, norm, prompt.text, mode="fast", prompt=prompt, meta=meta)
 
-    def _actions(self, model: Pi0, obs: Observation, key) -> Float[Array, "b h d"]:
+    def _actions(self, model: Pi0 | Pi0Fast, obs: Observation | FastObservation, key
+                 ) -> Float[Array, "b h d"] | Int[Array, "b n"]:  # pi0-FAST: generated token ids
         if self.fast_part is not None:
             return self.fast_part.generate(model, obs, key)
         if self.mode == "flow":
             return model.sample_actions(key, obs, num_steps=self.num_steps)
         return mse_actions(model, obs)
 
-    def observation(self, images: UInt8[np.ndarray, "b s s 3"], state: Float[np.ndarray, "b 4"],
-                    instructions: Sequence[str]) -> Observation:
-        """Raw arrays → a normalised, padded, tokenised :class:`Observation`."""
+    def observation(self, images: Shaped[np.ndarray, "b s s 3"], state: Float[np.ndarray, "b 4"],
+                    instructions: Sequence[str]) -> Observation | FastObservation:
+        """Raw arrays → a normalised, padded, tokenised :class:`Observation`.
+
+        ``images`` must be uint8; the annotation admits any dtype so that a float image gets the
+        message below (what the env renders) rather than a bare type-check error.
+        """
         images, state = np.asarray(images), np.asarray(state, np.float32)
         if len(instructions) != len(state) or len(images) != len(state):
             raise ValueError(f"images {images.shape}, state {state.shape} and {len(instructions)} instructions "
@@ -145,7 +151,7 @@ class Policy:
         state = np.asarray(pad_to_dim(state, self.config.action_dim))
         return Observation.from_numpy({self.config.image_keys[0]: images}, state, ids, mask)
 
-    def refresh(self, model: Pi0) -> None:
+    def refresh(self, model: Pi0 | Pi0Fast) -> None:
         """Use ``model``'s current parameters (same config) without recompiling, e.g. to evaluate
         a policy during training."""
         if model.config != self.config:

@@ -35,7 +35,7 @@ class InstructionTokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
 
-    def decode(self, ids: Sequence[int]) -> str: ...
+    def decode(self, ids: Sequence[int | np.integer] | Int[np.ndarray, "l"]) -> str: ...
 
 
 class WordTokenizer:
@@ -99,7 +99,7 @@ class WordTokenizer:
         """:meth:`encode` of many texts at once (the library's batched path)."""
         return [e.ids for e in self.tok.encode_batch(list(texts))]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int | np.integer] | Int[np.ndarray, "l"]) -> str:
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=True)
 
     def token_to_id(self, word: str) -> int | None:
@@ -130,7 +130,7 @@ class SentencePieceTokenizer:
     def encode(self, text: str) -> list[int]:
         return [self.bos_id, *self.sp.encode(text)]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int | np.integer] | Int[np.ndarray, "l"]) -> str:
         return self.sp.decode([int(i) for i in ids if int(i) not in (self.bos_id, self.pad_id)])
 
     def token_to_id(self, word: str) -> int | None:

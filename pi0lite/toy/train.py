@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from pi0lite import rtc, sharding
 from pi0lite.config import Pi0Config
+from pi0lite.pi0_fast import Pi0FastConfig
 from pi0lite.ki import ki_loss
 from pi0lite.pi0 import Observation, Pi0
 from pi0lite.toy.data import check_arrays
@@ -208,7 +209,7 @@ def step_for_devices(graphdef, cfg: TrainConfig, state, data: dict):
 
 @dataclass
 class TrainResult:
-    trainable: Trainable
+    trainable: nnx.Module  # Trainable, or train_fast.FastTrainable (the same fields: .pi0, .aux)
     history: np.ndarray  # [steps, 2]: policy loss, aux loss per step
     seconds: float  # wall-clock of this call (excluding restored steps)
 
@@ -276,7 +277,7 @@ def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress
 CKPT_NAME = "train_state.npz"
 
 
-def run_record(model_config: Pi0Config, cfg: TrainConfig, arrays: dict) -> dict:
+def run_record(model_config: Pi0Config | Pi0FastConfig, cfg: TrainConfig, arrays: dict) -> dict:
     """Everything that decides a run's result: train config, model config, dataset shapes."""
     train = dataclasses.asdict(cfg)
     if not train["rtc_max_delay"]:  # runs without RTC keep the record (and the checkpoints) of before
@@ -285,14 +286,14 @@ def run_record(model_config: Pi0Config, cfg: TrainConfig, arrays: dict) -> dict:
             "data": {k: list(np.shape(v)) for k, v in sorted(arrays.items())}}
 
 
-def _named_state(trainable: Trainable, opt: nnx.Optimizer):
+def _named_state(trainable: nnx.Module, opt: nnx.Optimizer):
     """``({path: leaf}, treedef)`` of parameters + optimiser state, paths like ``0/pi0/action_in_proj/kernel``."""
     pure = nnx.to_pure_dict(nnx.state((trainable, opt)))
     leaves, treedef = jax.tree_util.tree_flatten_with_path(pure)
     return {jax.tree_util.keystr(p, simple=True, separator="/"): v for p, v in leaves}, treedef
 
 
-def save_checkpoint(ckpt_dir, trainable: Trainable, opt: nnx.Optimizer, step: int, history: np.ndarray,
+def save_checkpoint(ckpt_dir, trainable: nnx.Module, opt: nnx.Optimizer, step: int, history: np.ndarray,
                     record: dict) -> None:
     """Named parameters + optimiser state, step, loss history and run record, written atomically."""
     if history.shape[0] != step:
@@ -304,7 +305,7 @@ def save_checkpoint(ckpt_dir, trainable: Trainable, opt: nnx.Optimizer, step: in
     atomic_write_bytes(pathlib.Path(ckpt_dir) / CKPT_NAME, buf.getvalue())
 
 
-def restore_checkpoint(ckpt_dir, trainable: Trainable, opt: nnx.Optimizer, record: dict) -> tuple[int, np.ndarray]:
+def restore_checkpoint(ckpt_dir, trainable: nnx.Module, opt: nnx.Optimizer, record: dict) -> tuple[int, np.ndarray]:
     """Load a :func:`save_checkpoint` file into freshly built ``trainable`` / ``opt``.
 
     Refuses (``ValueError`` naming the fields) a checkpoint made with another ``record``.
