@@ -195,3 +195,18 @@ def test_batch_observation_uses_the_models_image_conversion(arrays):
     eager = batch_observation(batch, "cam").images["cam"]
     traced = jax.jit(lambda b: batch_observation(b, "cam").images["cam"])(batch)
     assert eager.dtype == jnp.float32 and np.allclose(eager, want, atol=1e-6) and np.allclose(traced, want, atol=1e-6)
+
+
+def test_run_record_of_flow_and_mse_runs_has_only_the_original_fields():
+    """Fields added later (RTC delay, KI's insulate / fast_weight) stay out of the record of runs
+    that do not use them, so checkpoints written before those fields existed still resume (before:
+    every flow/MSE checkpoint made before KI was refused as 'a different training config')."""
+    original = ["aux_weight", "b2", "batch_size", "clip_norm", "final_lr_fraction", "lr", "mode", "seed",
+                "steps", "warmup_steps", "weight_decay"]  # TrainConfig's fields when the record was introduced
+    for mode in ("flow", "mse"):
+        record = train_mod.run_record(TINY, TrainConfig(mode=mode), {"x": np.zeros((2, 3))})
+        assert sorted(record["train"]) == original and record["data"] == {"x": [2, 3]}
+    rtc = train_mod.run_record(TINY, TrainConfig(rtc_max_delay=4), {})["train"]
+    assert rtc["rtc_max_delay"] == 4 and "insulate" not in rtc
+    ki = train_mod.run_record(TINY, TrainConfig(mode="ki", aux_weight=0.0, insulate=False, fast_weight=0.5), {})["train"]
+    assert ki["insulate"] is False and ki["fast_weight"] == 0.5

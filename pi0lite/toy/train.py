@@ -280,8 +280,12 @@ CKPT_NAME = "train_state.npz"
 def run_record(model_config: Pi0Config | Pi0FastConfig, cfg: TrainConfig, arrays: dict) -> dict:
     """Everything that decides a run's result: train config, model config, dataset shapes."""
     train = dataclasses.asdict(cfg)
-    if not train["rtc_max_delay"]:  # runs without RTC keep the record (and the checkpoints) of before
+    # fields added after the first records: a run that does not use them keeps the record (and so
+    # resumes the checkpoints) it had before they existed
+    if not train["rtc_max_delay"]:
         del train["rtc_max_delay"]
+    if cfg.mode != "ki":
+        del train["insulate"], train["fast_weight"]
     return {"train": train, "model": dataclasses.asdict(model_config),
             "data": {k: list(np.shape(v)) for k, v in sorted(arrays.items())}}
 
