@@ -208,3 +208,14 @@ def test_bad_fast_inputs_are_named(model):
     gap[1, 1] = False
     with pytest.raises(ValueError, match="right-padded"):
         ki_loss(model, jax.random.key(0), obs, actions, fast, gap)
+
+
+def test_pi0_too_flow_term_is_compute_loss_and_insulated():
+    """KI applies to pi0 as well (state token in the suffix): same flow term, same insulation."""
+    pi0 = perturb_zeros(Pi0(CFG.replace(pi05=False), rngs=nnx.Rngs(1)))
+    obs, actions, fast, fast_mask, noise, time = batch()
+    _, parts = JIT_KI_LOSS(pi0, jax.random.key(0), obs, actions, fast, fast_mask, noise=noise, time=time)
+    plain = nnx.jit(lambda m: m.compute_loss(jax.random.key(0), obs, actions, noise=noise, time=time))(pi0)
+    np.testing.assert_allclose(float(parts["flow"]), float(jnp.mean(plain)), rtol=1e-5)
+    norms = part_grad_norms(pi0, jax.random.key(0), obs, actions, fast, fast_mask, part="flow", insulate=True)
+    assert all(norms[n] == 0.0 for n in VLM_GROUPS) and norms["action-expert layers"] > 0
