@@ -143,3 +143,25 @@ def test_delayed_training_loss_matches_hand_written_per_token_time():
         SMALL, TrainConfig(rtc_max_delay=2), arrays)["train"].keys() - {"rtc_max_delay"}
     with pytest.raises(ValueError, match="rtc_max_delay"):
         TrainConfig(mode="mse", rtc_max_delay=2)
+
+
+def test_rtc_sweep_writes_the_issue_shape(tmp_path):
+    """The ``rtc`` section is exactly {method: {str(d): {success, crash, jerk_mean, side_switch_rate, episodes}}}."""
+    import json
+
+    from pi0lite.toy import rtc_demo
+    from pi0lite.toy.policy import load_shipped
+
+    flow = load_shipped("flow")
+    policies = {"naive": flow, "rtc_train": flow}  # the flow policy stands in for pi0_rtc here (cheap compiles)
+    rtc_sec, details, rollouts = rtc_demo.sweep(policies, delays=(0, 4), num_episodes=1, num_aligned=1, progress=False)
+    assert list(rtc_sec) == list(policies)
+    for rows in rtc_sec.values():
+        assert list(rows) == ["0", "4"]
+        for m in rows.values():
+            assert set(m) == set(rtc_demo.FIELDS) and m["episodes"] == 2 and 0 <= m["success"] <= 1
+    rtc_demo.draw(tmp_path, rtc_sec, details, rollouts, delays=(0, 4))
+    assert all((tmp_path / f).stat().st_size > 0 for f in ("rtc_success_vs_delay.png", "rtc_rollouts.png",
+                                                           "rtc_jerk_hist.png"))
+    assert rtc_demo.markdown_table(rtc_sec, details).count("\n") == 2 + 2 * 2
+    json.dumps(rtc_sec)  # plain JSON types

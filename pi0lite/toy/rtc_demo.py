@@ -12,7 +12,7 @@ into ``--out/results.json`` (created or updated atomically):
 
 and three figures: ``rtc_success_vs_delay.png``, ``rtc_rollouts.png`` (one aligned scene per method
 at the largest delay, chunk boundaries marked), ``rtc_jerk_hist.png``. ``--ship`` also writes the two
-sections into ``pi0lite/assets/toy_results.json``.
+sections to ``pi0lite/assets/rtc_results.json`` (read back with :func:`shipped`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import pathlib
 import time
 
 DELAYS = (0, 1, 2, 3, 4)
+#: ``--ship`` writes the two sections here (a file of its own: re-shipping the demo's policies keeps it)
+SHIPPED = pathlib.Path(__file__).resolve().parents[1] / "assets" / "rtc_results.json"
 FIELDS = ("success", "crash", "jerk_mean", "side_switch_rate", "episodes")
 
 
@@ -159,8 +161,13 @@ def run(out: pathlib.Path, *, num_episodes: int = 200, num_aligned: int = 100, s
     print(f"rtc sweep: {seconds / 60:.1f} min (load average at start {load[0]:.1f}); results.json and "
           f"rtc_*.png in {out}/")
     if ship:
-        from pi0lite.toy.policy import ASSETS
+        from pi0lite.toy.files import atomic_write_text
 
-        _merge_into(ASSETS / "toy_results.json", sections)
-        print(f"wrote the rtc sections into {ASSETS / 'toy_results.json'}")
+        atomic_write_text(SHIPPED, json.dumps(sections, indent=1))
+        print(f"wrote the rtc sections to {SHIPPED}")
     return sections
+
+
+def shipped() -> dict:
+    """The shipped sweep: ``{"rtc": ..., "rtc_details": ...}`` (written by ``--rtc --ship``)."""
+    return json.loads(SHIPPED.read_text())
