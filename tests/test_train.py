@@ -2,6 +2,7 @@
 that refuse another config, hold exactly their history, and a run directory two runs cannot share."""
 
 import dataclasses
+import json
 import functools
 import os
 import subprocess
@@ -210,3 +211,23 @@ def test_run_record_of_flow_and_mse_runs_has_only_the_original_fields():
     assert rtc["rtc_max_delay"] == 4 and "insulate" not in rtc
     ki = train_mod.run_record(TINY, TrainConfig(mode="ki", aux_weight=0.0, insulate=False, fast_weight=0.5), {})["train"]
     assert ki["insulate"] is False and ki["fast_weight"] == 0.5
+
+
+def test_checkpoint_recorded_with_unused_ki_fields_still_resumes(arrays, tmp_path):
+    """A flow checkpoint written while insulate/fast_weight were recorded for every run resumes."""
+    cfg = dataclasses.replace(CFG, steps=2)
+    train(SMALL, cfg, arrays, ckpt_dir=tmp_path, progress=False)
+    path = tmp_path / train_mod.CKPT_NAME
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files}
+    record = json.loads(str(data["meta/record"]))
+    record["train"].update(insulate=True, fast_weight=1.0)
+    data["meta/record"] = np.array(json.dumps(record))
+    np.savez(path, **data)
+    again = train(SMALL, cfg, arrays, ckpt_dir=tmp_path, progress=False)  # before: refused
+    assert again.history.shape == (2, 2)
+    record["train"].update(fast_weight=0.5, lr=1e-3)  # unused by a flow run: ignored; lr: still refused
+    data["meta/record"] = np.array(json.dumps(record))
+    np.savez(path, **data)
+    with pytest.raises(ValueError, match=r"train\.lr: 0\.001 vs 0\.002"):
+        train(SMALL, cfg, arrays, ckpt_dir=tmp_path, progress=False)

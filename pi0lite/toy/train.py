@@ -277,16 +277,20 @@ def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress
 CKPT_NAME = "train_state.npz"
 
 
+def _without_unused_later_fields(train: dict) -> dict:
+    """Fields added after the first records leave the record of a run that does not use them, so
+    such a run keeps the record (and resumes the checkpoints) it had before they existed."""
+    train = dict(train)
+    if not train.get("rtc_max_delay", 0):
+        train.pop("rtc_max_delay", None)
+    if train.get("mode") != "ki":
+        train.pop("insulate", None), train.pop("fast_weight", None)
+    return train
+
+
 def run_record(model_config: Pi0Config | Pi0FastConfig, cfg: TrainConfig, arrays: dict) -> dict:
     """Everything that decides a run's result: train config, model config, dataset shapes."""
-    train = dataclasses.asdict(cfg)
-    # fields added after the first records: a run that does not use them keeps the record (and so
-    # resumes the checkpoints) it had before they existed
-    if not train["rtc_max_delay"]:
-        del train["rtc_max_delay"]
-    if cfg.mode != "ki":
-        del train["insulate"], train["fast_weight"]
-    return {"train": train, "model": dataclasses.asdict(model_config),
+    return {"train": _without_unused_later_fields(dataclasses.asdict(cfg)), "model": dataclasses.asdict(model_config),
             "data": {k: list(np.shape(v)) for k, v in sorted(arrays.items())}}
 
 
@@ -319,6 +323,8 @@ def restore_checkpoint(ckpt_dir, trainable: nnx.Module, opt: nnx.Optimizer, reco
         if "meta/record" not in z.files:
             raise ValueError(f"{path}: written by an older pi0lite (no run record); delete it to start afresh")
         saved_record = json.loads(str(z["meta/record"]))
+        if "train" in saved_record:  # written while later fields were recorded for every run
+            saved_record["train"] = _without_unused_later_fields(saved_record["train"])
         step, history = int(z["meta/step"]), z["meta/history"]
         wrong = describe_differences(saved_record, json.loads(json.dumps(record)))
         if wrong:
