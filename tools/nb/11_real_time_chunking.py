@@ -41,9 +41,9 @@ def build() -> Notebook:
         from pi0lite import rtc
         from pi0lite.course import checks, viz
         from pi0lite.course.viz.rtc import METHOD_STYLE
-        from pi0lite.toy import delayed, env as toy
+        from pi0lite.toy import delayed, env as toy, rtc_demo
         from pi0lite.toy.evaluate import eval_scenes
-        from pi0lite.toy.policy import ASSETS, Policy, load_shipped, shipped_results
+        from pi0lite.toy.policy import ASSETS, Policy, load_shipped
 
         np.set_printoptions(precision=3, suppress=True)
         key = jax.random.key(0)
@@ -510,21 +510,26 @@ def build() -> Notebook:
         ## 7. The full sweep (shipped)
 
         `python -m pi0lite.demo --rtc --ship` runs every method for `d = 0 … 4` at `s = 8` on 200
-        canonical and 100 aligned scenes, and ships the numbers in the `rtc` section of
-        `pi0lite/assets/toy_results.json`. The cell reads them; nothing here is re-run.
+        canonical and 100 aligned scenes, and ships the numbers in
+        `pi0lite/assets/rtc_results.json` (`pi0lite.toy.rtc_demo.shipped()`: the `rtc` section and
+        the extra numbers in `rtc_details`). The cell reads them; nothing here is re-run.
         """
     )
     nb.code(
         """
-        results = shipped_results().get("rtc")
-        if results is None:
-            print("no rtc section shipped yet: run python -m pi0lite.demo --rtc --ship")
+        if not rtc_demo.SHIPPED.exists():
+            results = None
+            print("no sweep shipped yet: run python -m pi0lite.demo --rtc --ship")
         else:
-            print(f"{'method':>9} {'d':>2} {'success':>8} {'crash':>6} {'jerk mean':>10} {'switches':>9} {'episodes':>9}")
+            shipped = rtc_demo.shipped()
+            results, details = shipped["rtc"], shipped.get("rtc_details", {})
+            print(f"{'method':>9} {'d':>2} {'success':>8} {'crash':>6} {'jerk mean':>10} {'jerk max':>9} "
+                  f"{'switches':>9} {'episodes':>9}")
             for method, rows in results.items():
                 for d, m in rows.items():
+                    jerk_max = details.get(method, {}).get(d, {}).get("jerk_max", float("nan"))
                     print(f"{method:>9} {d:>2} {m['success']:8.1%} {m['crash']:6.1%} {m['jerk_mean']:10.2f} "
-                          f"{m['side_switch_rate']:9.1%} {m['episodes']:9d}")
+                          f"{jerk_max:9.2f} {m['side_switch_rate']:9.1%} {m['episodes']:9d}")
             sweep_delays = sorted({int(d) for rows in results.values() for d in rows})
             fig, ax = plt.subplots(figsize=(6.5, 3.6))
             viz.plot_success_vs_delay(sweep_delays, {m: [rows[str(d)]["success"] for d in sweep_delays]
