@@ -140,3 +140,22 @@ def test_demo_job_trains_ships_and_reports_invalid_decodes(tmp_path, monkeypatch
     demo.ship(out, [job])
     shipped = Policy.load(assets / job.asset)
     assert shipped.mode == "fast" and (assets / job.asset / "fast" / "fast_config.json").is_file()
+
+
+def test_shipped_fast_policy_and_its_results():
+    """The shipped checkpoint loads as pi0-FAST and writes valid chunks; its results file is consistent."""
+    from pi0lite.toy import env as toy
+    from pi0lite.toy.evaluate import eval_scenes
+    from pi0lite.toy.policy import ASSETS, load_shipped
+
+    policy = load_shipped("fast")
+    assert policy.mode == "fast" and policy.meta["train_steps"] == 5000
+    results = json.loads((ASSETS / "toy_fast_results.json").read_text())
+    m = results["pi0_fast"]
+    assert m["invalid_decode_rate"] == pytest.approx(m["invalid_chunks"] / m["decoded_chunks"])
+    assert m["episodes"] == 1000 and m["aligned_episodes"] == 300
+    assert m["success"] + m["crash"] + m["wrong"] + m["timeout"] == pytest.approx(1.0)
+    scenes, _ = eval_scenes(6, 0)
+    obs = toy.BatchedToyEnv().reset(scenes)
+    chunk = policy.infer(obs["image"], obs["state"], obs["instruction"], jax.random.key(0))
+    assert chunk.shape == (6, 16, 2) and policy.fast_part.invalid <= 1  # 2.4 % invalid over the evaluation

@@ -64,6 +64,7 @@ PARTS = {
     "13": "pi0 in a real simulator: Meta-World tasks from 64×64 pixels, language-conditioned, in closed loop",
     "14": "the vision tower: SigLIP patches, positions, pre-LN blocks, the projection into the LLM width",
     "15": "loading openpi's parameters and checking every output against a parity reference file",
+    "16": "pi0-FAST trained on the toy task next to flow pi0: FAST on the toy chunks, tokens to actions, closed loop, cost per chunk",
 }
 README_SECTIONS = ("Results on the toy task", "Speed", "Parity with openpi")
 IMPORT = re.compile(r"^\s*(?:from\s+(pi0lite(?:\.\w+)*)\s+import\s+([\w, ()]+)|import\s+(pi0lite(?:\.\w+)*))", re.M)
