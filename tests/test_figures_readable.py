@@ -56,6 +56,29 @@ def _scale_sweep_07():
     return viz.plot_scale_sweep([2, 5, 10, 20, 50], [12.1, 21.4, 30.2, 41.0, 58.3], [0.09, 0.04, 0.02, 0.01, 0.004], naive=350).figure
 
 
+def _masks_10():
+    from pi0lite.masks import make_attn_mask, prefix_ar_mask, suffix_ar_mask
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    for ax, pi05 in zip(axes, (False, True)):
+        ar = np.concatenate([prefix_ar_mask(9), suffix_ar_mask(4, pi05=pi05)])
+        valid = np.arange(len(ar)) != 8
+        suffix = [("actions", 4)] if pi05 else [("state", 1), ("actions", 4)]
+        viz.plot_attn_mask(make_attn_mask(valid[None], ar)[0], segments=[("image", 4), ("prompt", 5), *suffix], ax=ax,
+                           title="pi0.5 (state in the prompt)" if pi05 else "pi0 (state token)")
+    fig.tight_layout()
+    return fig
+
+
+def _ki_losses_10():
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    history = np.stack([_loss_curve(20, 1.7, 0.7), _loss_curve(20, 6.7, 6.0)], axis=1)
+    viz.plot_loss_curves({"KI, 20 steps": history}, ax=axes[0], smooth=3, column=0, title="flow loss (action expert)")
+    viz.plot_loss_curves({"KI, 20 steps": history}, ax=axes[1], smooth=3, column=1, title="FAST loss (VLM)")
+    fig.tight_layout()
+    return fig
+
+
 def _mask(n=29):
     from pi0lite.masks import make_attn_mask
 
@@ -129,6 +152,8 @@ FIGURES = {
         "flow, insulate": {"vision tower": 0.0, "embedder": 0.0, "VLM layers": 0.0, "action-expert layers": 0.8, "action heads": 1.3},
         "flow, no insulation": {"vision tower": 0.02, "embedder": 0.1, "VLM layers": 0.4, "action-expert layers": 0.8, "action heads": 1.3},
         "FAST": {"vision tower": 0.3, "embedder": 2.0, "VLM layers": 1.5, "action-expert layers": 0.0, "action heads": 0.0}}).figure,
+    "10 pi0 vs pi0.5 masks": _masks_10,
+    "10 KI losses": _ki_losses_10,
     "10 KI mask": lambda: viz.plot_ki_mask(_mask(29), prefix=[("image", 16), ("prompt", 4)], n_fast=5, n_actions=4).figure,
     "10 success curves": lambda: viz.plot_success_curves({n: [{"step": s, "success": min(1.0, s / 4000 + 0.1 * i)} for s in range(500, 5001, 500)]
                                                           for i, n in enumerate(["pi0", "pi0_noaux", "pi05_ki", "pi05_noki"])}).figure,

@@ -59,6 +59,7 @@ PARTS = {
     "07": "the FAST action tokenizer: DCT, quantisation, BPE",
     "08": "pi0-FAST: prompt layout, loss mask, greedy decoding with the cache",
     "09": "a trained policy on the toy task: data, training, closed-loop evaluation",
+    "10": "pi0.5 and knowledge insulation: adaRMS, the time MLP, the discrete-state prompt, the KI mask, where the gradients go",
     "11": "real-time chunking: action chunks under inference delay, prefix weights, guided (inpainting) sampling, training-time RTC",
     "12": "scaling to the real sizes: a device mesh and FSDP, sharded = one device, bfloat16, LoRA, the memory table",
     "13": "pi0 in a real simulator: Meta-World tasks from 64×64 pixels, language-conditioned, in closed loop",
