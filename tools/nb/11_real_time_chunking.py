@@ -174,7 +174,7 @@ def build() -> Notebook:
     nb.md(
         """
         One episode where the naive second chunk switched sides. Dashed: the first chunk's plan;
-        dotted: the second chunk's plan from where it was requested; solid: what the robot
+        dotted: the second chunk's plan from where it was requested; solid green: what the robot
         executes (the first chunk up to step `s + d`, then the second chunk from its index `d`).
         """
     )
@@ -190,9 +190,9 @@ def build() -> Notebook:
                                        plan(old_path[S_EARLY + D][None], new[row:row + 1, D:])[0, 1:]])
             ax.plot(*old_path.T, "--", color="tab:cyan", lw=1.2, label="first chunk")
             ax.plot(*new_path.T, ":", color="tab:orange", lw=1.5, label="second chunk")
-            ax.plot(*executed.T, "-", color="white", lw=2, label="executed")
+            ax.plot(*executed.T, "-", color="lime", lw=2, label="executed")
             ax.plot(*old_path[S_EARLY + D], "x", color="yellow", ms=9, mew=2)
-            ax.set(xlim=(0.15, 0.85), ylim=(0.0, 0.7))
+            ax.set(xlim=(0.25, 0.75), ylim=(0.05, 0.55))
         axes[0].legend(loc="lower left", fontsize=8, bbox_to_anchor=(0.0, -0.32), ncol=3)
         fig.tight_layout()
         plt.show()
@@ -328,11 +328,12 @@ def build() -> Notebook:
     )
     nb.md(
         """
-        One guided step drawn, on the shipped policy (first observation of the scene above,
-        `s = 8, d = 4`), after five plain Euler steps from noise to `t = 0.5`: the previous chunk
-        `Y` (its `v_x`, normalised), the one-step estimate before the step, and the estimate
-        after a plain and after a guided Euler step. On the committed indices the guided estimate
-        moves towards `Y`; on the free ones (weight 0) the two steps barely differ.
+        One guided step drawn, on the shipped policy (the first observation of the scene above,
+        `s = 8, d = 4`, `Y` one of the first chunks shifted by `s`): the first Euler step, from
+        pure noise at `t = 1`, where the guidance weight is largest (`c = max_guidance = 5`). The
+        curves are the `v_x` component (normalised) of `Y`, of the one-step estimate before the
+        step, and of the estimate after a plain and after a guided step. The guided estimate moves
+        towards `Y` where the weights are large; one step is a nudge, ten of them add up.
         """
     )
     nb.code(
@@ -346,10 +347,8 @@ def build() -> Notebook:
         prev_n = jnp.asarray(stats.normalize(np.asarray(rtc.shift_chunk(chunk0[-1:], 8))), jnp.float32)
         prev_n = jnp.pad(prev_n, ((0, 0), (0, 0), (0, policy.config.action_dim - prev_n.shape[-1])))
         w = rtc.prefix_weights(4, 8, H, "exp")
-        x, dt = jax.random.normal(jax.random.key(3), prev_n.shape), jnp.float32(-0.1)
-        for k in range(5):  # five plain Euler steps: from t = 1 (noise) to t = 0.5
-            x = x + dt * velocity(x, 1.0 + k * dt)
-        t = jnp.float32(0.5)
+        noise = jax.random.normal(jax.random.key(5), (1, H, policy.config.action_dim))
+        x, t, dt = noise, jnp.float32(1.0), jnp.float32(-0.1)  # the first of ten steps: c = max_guidance
         guided_step = jax.jit(lambda st, x, t: rtc.guided_euler_step(lambda y, s: forward(st, y, s), x, t, dt, prev_n, w))
         x_plain = x + dt * velocity(x, t)
         x_guided = guided_step(state, x, t)
@@ -382,7 +381,6 @@ def build() -> Notebook:
     )
     nb.code(
         """
-        noise = jax.random.normal(jax.random.key(5), (1, H, policy.config.action_dim))
         samplers = {  # jitted once here, timed in section 8
             "plain": lambda m, p, n: m.sample_actions(key, o8, num_steps=10, noise=n),
             "rtc (guided)": lambda m, p, n: rtc.guided_sample_actions(m, key, o8, p, delay=4, exec_horizon=8, noise=n),
@@ -398,6 +396,17 @@ def build() -> Notebook:
               round(float(jnp.abs(plain - prev_n)[0, :4, :2].mean()), 3), "vs",
               round(float(jnp.abs(strong - prev_n)[0, :4, :2].mean()), 3))
         assert jnp.allclose(plain, free, atol=1e-5)
+
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        ax.plot(i, prev_n[0, :, 0], "k-", lw=2, label="Y (previous chunk)")
+        ax.plot(i, plain[0, :, 0], "--", color="tab:red", label="sample_actions")
+        ax.plot(i, strong[0, :, 0], "-", color="tab:blue", marker="o", ms=3, label="guided_sample_actions")
+        ax.axvspan(-0.5, 3.5, color="gold", alpha=0.15)
+        ax.set(xlabel="index in the new chunk (shaded: committed)", ylabel="v_x (normalised)",
+               title="the final chunks, same noise")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        fig.tight_layout()
+        plt.show()
         """
     )
     nb.md(
