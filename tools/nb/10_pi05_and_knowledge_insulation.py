@@ -416,8 +416,10 @@ def build() -> Notebook:
         trains four policies on the same data for the same number of steps, evaluating
         closed-loop success every 500 steps: pi0 with the grounding head (the shipped policy),
         pi0 without it, pi0.5 + KI (no grounding head), and pi0.5 with both losses but no
-        stop-gradient. The results ship with the package (`pi0lite.toy.curve.shipped_comparison()`);
-        everything below is read from that file.
+        stop-gradient. The targets for `pi05_ki`, set from the paper's claims before the runs: at
+        least 85 % success with at most 5 % wrong-square episodes in the same training budget,
+        and 80 % success reached in fewer steps than `pi0`. The results ship with the package
+        (`pi0lite.toy.curve.shipped_comparison()`); every number below is read from that file.
         """
     )
     nb.code(
@@ -435,7 +437,7 @@ def build() -> Notebook:
             print(f"{'policy':10s} {'success':>8s} {'wrong square':>13s} {'crash':>6s} {'80 % at step':>13s}")
             for name, r in runs.items():
                 at = r.get("steps_to_80")
-                print(f"{name:10s} {r['success']:8.0%} {r['wrong']:13.0%} {r['crash']:6.0%} {str(at) if at else 'never':>13s}")
+                print(f"{name:10s} {r['success']:8.1%} {r['wrong']:13.1%} {r['crash']:6.1%} {str(at) if at else 'never':>13s}")
             curves = {name: r["curve"]["points"] for name, r in runs.items() if r.get("curve", {}).get("points")}
             if curves:
                 viz.plot_success_curves(curves, title=f"closed-loop success during training ({comparison.get('steps', '?')} steps)")
@@ -445,19 +447,20 @@ def build() -> Notebook:
     nb.code(
         """
         def verdict(runs):
-            # The issue's target for pi05_ki, checked against whatever the shipped file holds.
+            # The targets set for pi05_ki before the runs, checked against whatever the shipped file holds.
             if "pi05_ki" not in runs:
                 return ["pi05_ki is not in the shipped results."]
             r, lines = runs["pi05_ki"], []
-            lines.append(f"pi05_ki success {r['success']:.0%} (target ≥ 85 %): {'met' if r['success'] >= 0.85 else 'not met'}")
-            lines.append(f"pi05_ki wrong square {r['wrong']:.0%} (target ≤ 5 %): {'met' if r['wrong'] <= 0.05 else 'not met'}")
+            lines.append(f"pi05_ki success {r['success']:.1%} (target ≥ 85 %): {'met' if r['success'] >= 0.85 else 'not met'}")
+            lines.append(f"pi05_ki wrong square {r['wrong']:.1%} (target ≤ 5 %): {'met' if r['wrong'] <= 0.05 else 'not met'}")
             if "pi0" in runs:
                 a, b = r.get("steps_to_80"), runs["pi0"].get("steps_to_80")
                 faster = a is not None and (b is None or a < b)
-                lines.append(f"80 % success: pi05_ki at {a or 'never'}, pi0 at {b or 'never'}: KI {'faster' if faster else 'not faster'}")
+                lines.append(f"first step with ≥ 80 % success: pi05_ki {a or 'never'}, pi0 {b or 'never'} "
+                             f"({'KI is faster' if faster else 'KI is not faster'})")
             if "pi05_noki" in runs:
-                lines.append(f"without the stop-gradient (pi05_noki): success {runs['pi05_noki']['success']:.0%}, "
-                             f"wrong square {runs['pi05_noki']['wrong']:.0%}")
+                lines.append(f"without the stop-gradient (pi05_noki): success {runs['pi05_noki']['success']:.1%}, "
+                             f"wrong square {runs['pi05_noki']['wrong']:.1%}")
             return lines
 
 
