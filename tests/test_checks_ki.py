@@ -117,6 +117,8 @@ def stopped_prefix_embeddings(model, obs, actions, noise, time):
         (stopped_prefix_embeddings, "prefix embeddings"),
         (flow_loss_with(stop_cache=lambda c: (jax.lax.stop_gradient(c[0]), c[1])), "reaches the VLM"),  # keys only
         (lambda m, o, a, n, t: flow_loss_with(stop_cache=jax.lax.stop_gradient)(m, o, a, n, t) * 2, "never changes"),
+        (lambda m, o, a, n, t: jnp.stack([flow_loss_with(stop_cache=jax.lax.stop_gradient)(m, o, a, n, t)] * 2),
+         "one scalar"),
     ],
 )
 def test_insulated_flow_loss_rejects(wrong, message):
