@@ -119,6 +119,37 @@ def _shards_12():
     return fig
 
 
+def _prefix_weights_11():
+    from pi0lite import rtc
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for ax, d in zip(axes, (4, 1)):
+        viz.plot_prefix_weights({s: rtc.prefix_weights(d, 8, 16, s) for s in rtc.SCHEDULES}, delay=d, exec_horizon=8, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def _success_vs_delay_11():
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    delays = [0, 1, 2, 3, 4]
+    viz.plot_success_vs_delay(delays, {m: list(0.95 - 0.03 * i * np.arange(5)) for i, m in
+                                       enumerate(["naive", "ensemble", "rtc", "rtc_train"])}, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def _chunk_boundaries_11():
+    scenes = _scenes()
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.3))
+    path = np.stack([np.full(60, scenes.start[0, 0]) + 0.1 * np.sin(np.linspace(0, 3, 60)),
+                     np.linspace(scenes.start[0, 1], 0.9, 60)], -1)
+    for ax, method in zip(axes, ["naive", "ensemble", "rtc", "rtc_train"]):
+        viz.plot_arena(scenes, 0, ax=ax, title=f"{method}, d = 4")
+        viz.plot_chunk_boundaries(path, [12, 20, 28, 36, 44, 52], ax=ax, title=f"{method}, d = 4")
+    fig.tight_layout()
+    return fig
+
+
 FIGURES = {
     "01 time embedding (two views)": _time_embedding,
     "01 image patches": lambda: viz.plot_image_patches(RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8), 8).figure,
@@ -165,6 +196,9 @@ FIGURES = {
     "12 memory": lambda: viz.plot_memory({"inference": {1: 17.4, 2: 8.7, 4: 4.4, 8: 2.2}, "lora": {1: 43.3, 2: 21.3, 4: 11.2, 8: 6.1},
                                           "full": {1: 91.9, 2: 45.5, 4: 23.2, 8: 12.0}},
                                          gpus={"RTX 4090": 24, "A100 40 GB": 40, "A100 / H100 80 GB": 80}, title="pi0").figure,
+    "11 prefix weights (two panels)": _prefix_weights_11,
+    "11 success vs delay": _success_vs_delay_11,
+    "11 rollouts with chunk boundaries": _chunk_boundaries_11,
 }
 
 
