@@ -321,8 +321,8 @@ def to_markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-#: The table of one ``python -m pi0lite.memory`` run (remat on; ~70 min of compiles on the shared
-#: 2-core box), as printed in the README (0.1 GB rounding) in the ``--json`` layout; shipped so that
+#: The table of one ``python -m pi0lite.memory`` run (remat on; see the README for its time on the
+#: shared 2-core box), as printed in the README (0.1 GB rounding) in the ``--json`` layout; shipped so that
 #: notebook 12 can show XLA's numbers without recompiling.
 PLAN_FILE = pathlib.Path(__file__).resolve().parent / "assets" / "memory_plan.json"
 
