@@ -165,3 +165,17 @@ def test_rtc_sweep_writes_the_issue_shape(tmp_path):
                                                            "rtc_jerk_hist.png"))
     assert rtc_demo.markdown_table(rtc_sec, details).count("\n") == 2 + 2 * 2
     json.dumps(rtc_sec)  # plain JSON types
+
+
+def test_shipped_rtc_policy_and_results():
+    from pi0lite.toy import rtc_demo
+    from pi0lite.toy.jobs import JOBS
+    from pi0lite.toy.policy import ASSETS, Policy
+
+    policy = Policy.load(ASSETS / JOBS["pi0_rtc"].asset)
+    assert policy.meta["rtc_max_delay"] == 4 and policy.meta["train_steps"] == 5000
+    shipped = rtc_demo.shipped()["rtc"]
+    assert list(shipped) == list(delayed.METHODS)
+    for rows in shipped.values():
+        assert list(rows) == [str(d) for d in rtc_demo.DELAYS]
+        assert all(set(m) == set(rtc_demo.FIELDS) and m["episodes"] >= 200 for m in rows.values())
