@@ -33,6 +33,27 @@ def model_config(image_size: int):
     raise ValueError(f"image_size must be 32 or 64, got {image_size}")
 
 
+def save_job_record(job: pathlib.Path, history, seconds: float, steps: int) -> float:
+    """Write ``job/train_seconds.json`` and ``job/history.npy`` atomically; return the training time.
+
+    A re-run that had nothing left to train (the checkpoint was complete: under a second of work)
+    keeps the time recorded by the run that did the training.
+    """
+    import numpy as np
+
+    from pi0lite.toy.files import atomic_write_bytes, atomic_write_text
+
+    timing = job / "train_seconds.json"
+    if timing.exists() and history.shape[0] == steps and seconds < 1.0:
+        seconds = json.loads(timing.read_text())["train_seconds"]
+    else:
+        atomic_write_text(timing, json.dumps({"train_seconds": seconds}))
+    buf = io.BytesIO()
+    np.save(buf, history)
+    atomic_write_bytes(job / "history.npy", buf.getvalue())
+    return seconds
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", required=True)
@@ -52,10 +73,8 @@ def main(argv=None) -> None:
     p.add_argument("--curve-episodes", type=int, default=100)
     args = p.parse_args(argv)
 
-    import numpy as np
 
     from pi0lite.toy.data import load_dataset, training_arrays
-    from pi0lite.toy.files import atomic_write_bytes, atomic_write_text
     from pi0lite.toy.normalize import load_stats
     from pi0lite.toy.policy import Policy
     from pi0lite.toy.text import WordTokenizer
@@ -91,14 +110,7 @@ def main(argv=None) -> None:
                    desc=f"{args.name or args.mode:>6}", on_checkpoint=curve)
     del arrays
     seconds = result.seconds - (curve.seconds if curve is not None else 0.0)
-    timing = job / "train_seconds.json"
-    if timing.exists() and result.history.shape[0] == args.steps and seconds < 1.0:
-        seconds = json.loads(timing.read_text())["train_seconds"]  # nothing left to train: keep the old time
-    else:
-        atomic_write_text(timing, json.dumps({"train_seconds": seconds}))
-    buf = io.BytesIO()
-    np.save(buf, result.history)
-    atomic_write_bytes(job / "history.npy", buf.getvalue())
+    seconds = save_job_record(job, result.history, seconds, args.steps)
     meta = {"train_steps": args.steps, "aux_weight": args.aux_weight, "seed": args.seed, "train_seconds": seconds,
             "batch_size": args.batch_size}
     if args.rtc_max_delay:

@@ -14,8 +14,6 @@ expert data (same seed and episode count give the same chunks). Writes, under ``
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import pathlib
 
 
@@ -33,13 +31,10 @@ def main(argv=None) -> None:
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
     args = p.parse_args(argv)
 
-    import numpy as np
-
     from pi0lite.fast import FastTokenizer
     from pi0lite.toy import fast_prompt, normalize
     from pi0lite.toy.data import build_dataset, load_dataset
-    from pi0lite.toy.demo_worker import model_config
-    from pi0lite.toy.files import atomic_write_bytes, atomic_write_text
+    from pi0lite.toy.demo_worker import model_config, save_job_record
     from pi0lite.toy.policy import Policy
     from pi0lite.toy.train import TrainConfig
     from pi0lite.toy.train_fast import train_fast, training_arrays
@@ -70,14 +65,7 @@ def main(argv=None) -> None:
                         desc=f"{args.name:>8}")
     del arrays
     seconds = result.seconds
-    timing = job / "train_seconds.json"
-    if timing.exists() and result.history.shape[0] == args.steps and seconds < 1.0:
-        seconds = json.loads(timing.read_text())["train_seconds"]  # nothing left to train: keep the old time
-    else:
-        atomic_write_text(timing, json.dumps({"train_seconds": seconds}))
-    buf = io.BytesIO()
-    np.save(buf, result.history)
-    atomic_write_bytes(job / "history.npy", buf.getvalue())
+    seconds = save_job_record(job, result.history, seconds, args.steps)
     meta = {"train_steps": args.steps, "aux_weight": args.aux_weight, "seed": args.seed, "train_seconds": seconds,
             "batch_size": args.batch_size, "fast_tokens_mean": round(float(lengths.mean()), 3),
             "fast_tokens_max": int(lengths.max())}
