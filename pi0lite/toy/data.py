@@ -72,14 +72,19 @@ def replay(scenes: toy.Scenes, actions: Float[np.ndarray, "e t 2"]):
 
 
 def build_dataset(
-    num_episodes: int, *, seed: int = 0, horizon: int = 16, image_size: int = 32, layout: str = "canonical"
+    num_episodes: int, *, seed: int = 0, horizon: int = 16, image_size: int = 32, layout: str = "canonical",
+    task: str = "default",
 ) -> ToyDataset:
-    """Expert demonstrations of ``num_episodes`` episodes, one chunk of ``horizon`` per step."""
+    """Expert demonstrations of ``num_episodes`` episodes, one chunk of ``horizon`` per step.
+
+    ``task`` names the expert's variant (:data:`pi0lite.toy.expert.TASKS`; ``"fork"``: faster, side
+    decided late); ``"default"`` gives the bytes of before.
+    """
     if num_episodes <= 0 or horizon <= 0:
         raise ValueError(f"num_episodes and horizon must be positive, got {num_episodes}, {horizon}")
     rng = np.random.default_rng(seed)
     scenes = toy.sample_scenes(rng, num_episodes, layout=layout)
-    expert = toy_expert.plan(scenes, rng)
+    expert = toy_expert.plan(scenes, rng, task)
     pos, vel, alive, outcome = replay(scenes, expert.actions)
     episode, step = np.nonzero(alive)  # row-major: episode by episode, step by step
     # chunk = actions[t : t + h], zero-padded past the plan's end

@@ -96,8 +96,13 @@ def ensemble_weights(num: int, k: float = ENSEMBLE_K) -> Float[np.ndarray, " c"]
 
 
 def rollout_delayed(fn: ChunkFn, scenes: toy.Scenes, key: jax.Array, *, method: str, delay: int,
-                    exec_horizon: int = 8, horizon: int = 16, image_size: int = 32) -> DelayedRollouts:
-    """Run every scene to its end with delayed chunk switching (all episodes batched)."""
+                    exec_horizon: int = 8, horizon: int = 16, image_size: int = 32,
+                    task: str = "default") -> DelayedRollouts:
+    """Run every scene to its end with delayed chunk switching (all episodes batched).
+
+    ``task`` (:data:`pi0lite.toy.expert.TASKS`) only decides which expert's coin flips are reported
+    as ``coin_flip``; the environment is the same for every task.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     s, d = exec_horizon, delay
@@ -123,7 +128,7 @@ def rollout_delayed(fn: ChunkFn, scenes: toy.Scenes, key: jax.Array, *, method: 
             action = chunks[chunk_of[t]][:, index_of[t]]
         env.step(action)
         paths.append(env.pos.copy())
-    coin = toy_expert.plan(scenes, np.random.default_rng(0)).coin_flip
+    coin = toy_expert.plan(scenes, np.random.default_rng(0), task).coin_flip
     boundaries = np.arange(1, len(chunks)) * s + d
     return DelayedRollouts(scenes=scenes, outcome=env.outcome.copy(), paths=np.stack(paths, 1), steps=env.t.copy(),
                            coin_flip=coin, boundaries=boundaries[boundaries < toy.MAX_STEPS])

@@ -35,9 +35,11 @@ import subprocess
 import sys
 import time
 
+from pi0lite.toy.expert import TASKS
 from pi0lite.toy.jobs import DEFAULT, JOBS, Job, parse_policies
 
 #: Settings that decide the trained policies (``run.json``); evaluation settings may change freely.
+#: (``task`` is recorded too when it is not ``"default"``, so the run.json of earlier runs still resumes.)
 RUN_FIELDS = ("steps", "seed", "image_size", "episodes", "batch_size", "no_aux")
 
 
@@ -86,12 +88,14 @@ def build_data(args, out: pathlib.Path) -> None:
     from pi0lite.toy import env as toy
     from pi0lite.toy.text import WordTokenizer
 
-    ds = build_dataset(args.episodes, seed=args.seed, image_size=args.image_size)
+    ds = build_dataset(args.episodes, seed=args.seed, image_size=args.image_size,
+                       task=getattr(args, "task", "default"))
     save_dataset(ds, out / "data.npz")
     WordTokenizer.from_texts([toy.instruction(c) for c in range(3)]).save(out / "tokenizer.json")
     stats = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
     normalize.save_stats(stats, out / "norm_stats.json")
-    print(f"data: {args.episodes} episodes, {len(ds)} chunks, {ds.coin_flip.mean():.0%} coin-flip episodes")
+    print(f"data ({getattr(args, 'task', 'default')} task): {args.episodes} episodes, {len(ds)} chunks, "
+          f"{ds.coin_flip.mean():.0%} coin-flip episodes")
 
 
 def evaluate_all(args, out: pathlib.Path, names: list[str]) -> tuple[dict, dict, dict]:
@@ -235,6 +239,8 @@ def check_run(args, out: pathlib.Path) -> None:
     from pi0lite.toy import files
 
     wanted = {k: getattr(args, k) for k in RUN_FIELDS}
+    if getattr(args, "task", "default") != "default":
+        wanted["task"] = args.task
     record = out / "run.json"
     if record.exists():
         saved = json.loads(record.read_text())
@@ -282,6 +288,9 @@ def main(argv=None) -> dict:
     p.add_argument("--overwrite", action="store_true", help="replace a previous run with other settings in --out")
     p.add_argument("--rtc", action="store_true", help="instead of training: the real-time chunking sweep of the "
                    "shipped policies under inference delay (pi0lite.toy.rtc_demo; writes results.json's rtc sections)")
+    p.add_argument("--task", default=None, choices=sorted(TASKS),
+                   help="the expert variant: training data of the policies (default: theirs, see --policies) or, "
+                        "with --rtc, the sweep's variant ('fork': faster expert deciding its side late)")
     p.add_argument("--rtc-episodes", type=int, default=200, help="--rtc: canonical scenes (plus --rtc-aligned)")
     p.add_argument("--rtc-aligned", type=int, default=100, help="--rtc: aligned (exact-tie) scenes")
     args = p.parse_args(argv)
@@ -291,6 +300,12 @@ def main(argv=None) -> dict:
         p.error(str(e))
     if args.ablation and "pi0_noaux" not in [j.name for j in args.jobs]:
         args.jobs.append(JOBS["pi0_noaux"])
+    if not args.rtc:
+        tasks = {j.task for j in args.jobs}
+        if len(tasks) > 1 or (args.task is not None and {args.task} != tasks):
+            p.error(f"--task {args.task} does not match the policies' training task(s) "
+                    + ", ".join(f"{j.name}: {j.task}" for j in args.jobs))
+        args.task = tasks.pop()
     from pi0lite.toy.files import DirectoryInUse, RunLock
 
     out = pathlib.Path(args.out)
@@ -302,7 +317,8 @@ def main(argv=None) -> dict:
         if args.rtc:
             from pi0lite.toy import rtc_demo
 
-            return rtc_demo.run(out, num_episodes=args.rtc_episodes, num_aligned=args.rtc_aligned, ship=args.ship)
+            return rtc_demo.run(out, num_episodes=args.rtc_episodes, num_aligned=args.rtc_aligned, ship=args.ship,
+                                task=args.task or "default")
         return run(args, out)
     finally:
         lock.release()
@@ -333,7 +349,7 @@ def run(args, out: pathlib.Path) -> dict:
     print(f"figures in {time.perf_counter() - t1:.0f} s", flush=True)
     print(f"\ntotal {total / 60:.1f} min; figures and results.json in {out}/")
     if args.ship:
-        ship(out, jobs)
+        ship(out, jobs, "toy_results.json" if args.task == "default" else f"toy_results_{args.task}.json")
     return summary
 
 

@@ -28,6 +28,7 @@ class Job:
     asset: str | None = None  #: directory in ``pi0lite/assets`` that ``--ship`` replaces (None: not shipped)
     worker: str = "pi0lite.toy.demo_worker"  #: module run as ``python -m`` for training
     extra_args: tuple[str, ...] = ()  #: further worker arguments
+    task: str = "default"  #: the expert variant of its training data (:data:`pi0lite.toy.expert.TASKS`)
     help: str = ""
 
     def command(self, *, out: str, steps: int, seed: int, batch_size: int, image_size: int, position: int,
@@ -60,6 +61,10 @@ register(Job(name="pi0_fast", mode="fast", asset="toy_policy_fast", worker="pi0l
              help="pi0-FAST: the same backbone writing the chunk as FAST tokens (notebook 16)"))
 register(Job(name="pi0_rtc", mode="flow", asset="toy_policy_rtc", extra_args=("--rtc-max-delay", "4"),
              help="pi0 trained with simulated inference delays 0..4 (training-time real-time chunking, notebook 11)"))
+register(Job(name="pi0_fork", mode="flow", asset="toy_policy_fork", task="fork",
+             help="pi0 on the 'fork' task (faster expert, side decided late; the real-time chunking variant)"))
+register(Job(name="pi0_rtc_fork", mode="flow", asset="toy_policy_rtc_fork", task="fork", extra_args=("--rtc-max-delay", "4"),
+             help="pi0_rtc on the 'fork' task (training-time real-time chunking, delays 0..4)"))
 register(Job(name="pi05_ki", mode="ki", aux_weight=0.0, asset="toy_policy_pi05_ki",
              help="pi0.5 + knowledge insulation (FAST loss on the VLM, stop-gradient), no grounding head"))
 register(Job(name="pi05_noki", mode="ki", aux_weight=0.0, extra_args=("--no-insulate",),
@@ -80,4 +85,9 @@ def parse_policies(text: str) -> list[Job]:
                          + "; ".join(f"{j.name} ({j.help})" for j in JOBS.values()))
     if len(set(names)) != len(names):
         raise ValueError(f"--policies names a policy twice: {text!r}")
-    return [JOBS[n] for n in names]
+    jobs = [JOBS[n] for n in names]
+    tasks = sorted({j.task for j in jobs})
+    if len(tasks) > 1:  # one run builds one dataset
+        raise ValueError(f"--policies mixes training tasks {tasks} (one run, one dataset): "
+                         + ", ".join(f"{j.name}: {j.task}" for j in jobs))
+    return jobs

@@ -1,0 +1,103 @@
+"""The 'fork' task variant (pi0lite.toy.expert.TASKS), where inference delay costs success.
+
+Oracles: a hand-placed aligned scene whose fork point is written out (0.5, 0.5 − 0.125 − 0.12);
+the mirror image of the expert's plan (vx → −vx) is exactly the other side's plan with the same
+timing, so a naive side switch can be built by hand and run in the environment.
+"""
+
+import numpy as np
+import pytest
+
+from pi0lite.toy import env as toy, expert as toy_expert
+from pi0lite.toy.data import build_dataset, replay
+from pi0lite.toy.jobs import parse_policies
+
+
+def _aligned_scene():
+    return toy.Scenes(squares=np.array([[[0.2, 0.85], [0.5, 0.85], [0.8, 0.85]]]), disc=np.array([[0.5, 0.5]]),
+                      disc_radius=np.array([0.125]), start=np.array([[0.5, 0.1]]), goal=np.array([1]))
+
+
+def test_fork_expert_goes_straight_to_the_fork_then_swerves():
+    scene = _aligned_scene()
+    np.testing.assert_allclose(toy_expert.fork_point(scene, 0.12), [[0.5, 0.5 - 0.125 - 0.12]])
+    np.testing.assert_allclose(toy_expert.fork_point(scene, None), scene.start)
+    plan = toy_expert.plan(scene, np.random.default_rng(0), "fork")
+    assert plan.coin_flip[0] and plan.side[0] in (-1, 1)
+    a = plan.actions[0, : plan.num_steps[0]]
+    pos = scene.start[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(a * toy.DT, 0)])
+    first = int(np.argmax(np.abs(a[:, 0]) > 0))  # the first step with a sideways velocity
+    assert np.all(a[:first, 0] == 0) and np.all(a[:first, 1] > 0)  # straight up the axis before
+    assert pos[first, 1] <= 0.255 < pos[first + 1, 1]  # ... and it is the step that crosses F
+    assert np.sign(a[first + 3, 0]) == plan.side[0] * -1  # side +1 is left of travel (up): x decreases
+    speed = np.linalg.norm(a, axis=-1).max()
+    assert 0.12 * 1.75 - 0.01 <= speed <= 0.18 * 1.75 + 1e-9 and speed < toy.V_MAX  # 1.75x faster, no clipping
+    _, _, _, outcome = replay(scene, a[None])
+    assert outcome[0] == toy.SUCCESS
+
+
+def test_a_late_side_switch_crashes_only_when_the_swerve_had_started():
+    """Executing the plan until ``fork + d`` and then its mirror image (the other side, same timing) from
+    its index ``fork + d``: what naive switching does when the new chunk chose the other side."""
+    scene = _aligned_scene()
+    a = toy_expert.plan(scene, np.random.default_rng(0), "fork").actions[0]
+    first = int(np.argmax(np.abs(a[:, 0]) > 0))
+    mirror = a * np.array([-1.0, 1.0])
+    outcomes = []
+    for d in range(6):
+        switched = np.concatenate([a[: first + d], mirror[first + d :]])
+        outcomes.append(int(replay(scene, switched[None])[3][0]))
+    # d = 0: the swerve had not started, the other side is simply taken; 3+ committed steps: into the disc
+    assert outcomes[:3] == [toy.SUCCESS] * 3 and outcomes[3:] == [toy.CRASH] * 3
+
+
+def test_default_task_is_unchanged_and_fork_data_is_valid():
+    scenes = toy.sample_scenes(np.random.default_rng(4), 300)
+    old = toy_expert.plan(scenes, np.random.default_rng(1))
+    new = toy_expert.plan(scenes, np.random.default_rng(1), "default")
+    np.testing.assert_array_equal(old.actions, new.actions)
+    fork = toy_expert.plan(scenes, np.random.default_rng(1), "fork")
+    decided = ~fork.coin_flip & ~old.coin_flip  # the shorter side is the same (ties differ a little)
+    np.testing.assert_array_equal(fork.side[decided], old.side[decided])
+    assert fork.num_steps.mean() < 0.7 * old.num_steps.mean()  # faster
+    gap = np.linalg.norm(fork.path - scenes.disc[:, None], axis=-1) - scenes.disc_radius[:, None] - toy.AGENT_RADIUS
+    assert gap.min() > 0.04  # the expert's own clearance
+    ds = build_dataset(5, seed=3, horizon=16, task="fork")
+    assert np.all(ds.outcome == toy.SUCCESS)
+    with pytest.raises(ValueError, match="task"):
+        toy_expert.plan(scenes, np.random.default_rng(1), "slow")
+
+
+def test_policies_of_different_tasks_are_not_trained_in_one_run():
+    assert [j.task for j in parse_policies("pi0_fork,pi0_rtc_fork")] == ["fork", "fork"]
+    with pytest.raises(ValueError, match="mixes training tasks"):
+        parse_policies("pi0,pi0_fork")
+
+
+def test_fork_sweep_writes_the_issue_shape_and_its_own_files(tmp_path):
+    """A tiny sweep of the variant: the same section shape, the fork expert's coin flips, files named _fork."""
+    import json
+
+    from pi0lite.toy import rtc_demo
+    from pi0lite.toy.policy import load_shipped
+
+    flow = load_shipped("flow")  # stands in for pi0_fork here (cheap: its compile is cached)
+    policies = {"naive": flow, "ensemble": flow}
+    rtc_sec, details, rollouts = rtc_demo.sweep(policies, delays=(0, 4), num_episodes=1, num_aligned=1,
+                                                progress=False, task="fork")
+    assert list(rtc_sec) == list(policies)
+    for rows in rtc_sec.values():
+        assert list(rows) == ["0", "4"]
+        assert all(set(m) == set(rtc_demo.FIELDS) and m["episodes"] == 2 for m in rows.values())
+    r = rollouts["naive"][4]
+    expected = toy_expert.plan(r.scenes, np.random.default_rng(0), "fork").coin_flip
+    np.testing.assert_array_equal(r.coin_flip, expected)
+    assert r.coin_flip[-1]  # the aligned scene
+    rtc_demo.draw(tmp_path, rtc_sec, details, rollouts, delays=(0, 4), prefix="rtc_fork")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rtc_fork_jerk_hist.png", "rtc_fork_rollouts.png",
+                                                          "rtc_fork_success_vs_delay.png"]
+    assert rtc_demo.shipped_path("fork").name == "rtc_results_fork.json"
+    assert rtc_demo.shipped_path().name == "rtc_results.json"
+    with pytest.raises(ValueError, match="task"):
+        rtc_demo.suffix("slow")
+    json.dumps(rtc_sec)
