@@ -7,7 +7,6 @@ the plain ``jax.jit`` run of this one-device pytest process on the same data and
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import subprocess
@@ -15,30 +14,14 @@ import sys
 
 import numpy as np
 
-from pi0lite.config import TINY, GemmaConfig
 from pi0lite.openpi import flatten_params
-from pi0lite.toy import env as toy, normalize
-from pi0lite.toy.data import build_dataset, training_arrays
-from pi0lite.toy.text import WordTokenizer
 from pi0lite.toy.train import TrainConfig, train
 from tests.test_sharding import env_with_devices
+from tests.toy_small import SMALL, small_arrays
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SMALL = TINY.replace(
-    action_horizon=4,
-    paligemma=GemmaConfig(width=16, depth=1, mlp_dim=32, num_heads=2, num_kv_heads=1, head_dim=8),
-    action_expert=GemmaConfig(width=8, depth=1, mlp_dim=16, num_heads=2, num_kv_heads=1, head_dim=8),
-)
 CFG = TrainConfig(steps=3, batch_size=16, warmup_steps=1)  # 2 examples per device
 TOL = 1e-5
-
-
-@functools.lru_cache(maxsize=1)
-def small_arrays():
-    ds = build_dataset(3, seed=0, horizon=SMALL.action_horizon)
-    tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
-    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
-    return training_arrays(ds, tok, norm, max_token_len=SMALL.max_token_len, action_dim=SMALL.action_dim)
 
 
 def test_toy_training_on_8_devices_equals_one_device():

@@ -3,7 +3,6 @@ that refuse another config, hold exactly their history, and a run directory two 
 
 import dataclasses
 import json
-import functools
 import os
 import subprocess
 import sys
@@ -15,30 +14,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pi0lite.toy import normalize
 from pi0lite.toy.grounding import AuxHead
-from pi0lite.config import TINY, GemmaConfig
-from pi0lite.toy.data import build_dataset, training_arrays
-from pi0lite.toy import env as toy
+from pi0lite.config import TINY
 from pi0lite.openpi import flatten_params as flat_params
-from pi0lite.toy.text import WordTokenizer
 from pi0lite.toy import train as train_mod
 from pi0lite.toy.files import DirectoryInUse
 from pi0lite.toy.train import TrainConfig, Trainable, batch_observation, loss_fn, train, training_keys
-
-SMALL = TINY.replace(
-    action_horizon=4,
-    paligemma=GemmaConfig(width=16, depth=1, mlp_dim=32, num_heads=2, num_kv_heads=1, head_dim=8),
-    action_expert=GemmaConfig(width=8, depth=1, mlp_dim=16, num_heads=2, num_kv_heads=1, head_dim=8),
-)
-
-
-@functools.lru_cache(maxsize=1)
-def small_arrays():
-    ds = build_dataset(3, seed=0, horizon=SMALL.action_horizon)
-    tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
-    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
-    return training_arrays(ds, tok, norm, max_token_len=SMALL.max_token_len, action_dim=SMALL.action_dim)
+from tests.toy_small import SMALL, small_arrays
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +141,7 @@ def test_train_rejects_nan_data(arrays):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = [{tests!r}, {tests!r} + '/..']  # test_train, and tests.toy_small
     from pi0lite.toy import train as T
     from test_train import CFG, SMALL, small_arrays
 

@@ -1,0 +1,27 @@
+"""The small toy model and data set shared by the training tests (``tests/test_train.py``,
+``tests/test_toy_sharded.py``, ``tests/test_rtc_eval.py``) and the subprocess of
+``tests/multi/toy_sharded.py``: a one-layer backbone and expert, three episodes."""
+
+from __future__ import annotations
+
+import functools
+
+from pi0lite.config import TINY, GemmaConfig
+from pi0lite.toy import env as toy, normalize
+from pi0lite.toy.data import build_dataset, training_arrays
+from pi0lite.toy.text import WordTokenizer
+
+SMALL = TINY.replace(
+    action_horizon=4,
+    paligemma=GemmaConfig(width=16, depth=1, mlp_dim=32, num_heads=2, num_kv_heads=1, head_dim=8),
+    action_expert=GemmaConfig(width=8, depth=1, mlp_dim=16, num_heads=2, num_kv_heads=1, head_dim=8),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def small_arrays() -> dict:
+    """pi0 training arrays of three episodes (seed 0), prompts and actions fitted to ``SMALL``."""
+    ds = build_dataset(3, seed=0, horizon=SMALL.action_horizon)
+    tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
+    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    return training_arrays(ds, tok, norm, max_token_len=SMALL.max_token_len, action_dim=SMALL.action_dim)
