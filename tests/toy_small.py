@@ -25,3 +25,17 @@ def small_arrays() -> dict:
     tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
     norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
     return training_arrays(ds, tok, norm, max_token_len=SMALL.max_token_len, action_dim=SMALL.action_dim)
+
+
+@functools.lru_cache(maxsize=1)
+def small_fast():
+    """``(Pi0FastConfig, training arrays)``: pi0-FAST on ``SMALL``'s backbone and vision tower, its
+    FAST tokenizer fitted on the chunks of the same three episodes (vocabulary 300)."""
+    from pi0lite.toy import fast_prompt
+    from pi0lite.toy.train_fast import training_arrays as fast_training_arrays
+
+    ds = build_dataset(3, seed=0)
+    norm = {k: normalize.compute_stats(getattr(ds, k), kind="quantile") for k in ("state", "actions")}
+    fast = fast_prompt.fit_fast(norm["actions"].normalize(ds.actions), vocab_size=300)
+    prompt = fast_prompt.make_prompt(fast_prompt.text_tokenizer(), fast)
+    return fast_prompt.model_config(prompt, SMALL), fast_training_arrays(ds, prompt, norm)

@@ -28,6 +28,7 @@ Axis letters: n dataset samples, b batch, h action horizon, d action dim, p pref
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
@@ -168,16 +169,24 @@ def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux
     return main + aux_weight * aux, {"loss": main, "aux": aux}
 
 
-@functools.lru_cache(maxsize=8)  # same graph + config → the same jitted function (no re-trace)
-def make_train_step(graphdef, cfg: TrainConfig):
+def pi0_objective(trainable: Trainable, batch: dict, key: jax.Array, *, cfg: TrainConfig):
+    """:func:`loss_fn` with the config's fields: the objective of ``mode`` flow / mse / ki."""
+    return loss_fn(trainable, batch, key, mode=cfg.mode, aux_weight=cfg.aux_weight, rtc_max_delay=cfg.rtc_max_delay,
+                   insulate=cfg.insulate, fast_weight=cfg.fast_weight)
+
+
+@functools.lru_cache(maxsize=8)  # same graph + config + objective → the same jitted function (no re-trace)
+def make_train_step(graphdef, cfg: TrainConfig, objective=pi0_objective):
     """``step(state, data, data_key, i) -> (state, metrics)``, jitted; ``data`` is a dict of arrays [n, ...]."""
-    return jax.jit(train_step_fn(graphdef, cfg), donate_argnums=0)
+    return jax.jit(train_step_fn(graphdef, cfg, objective), donate_argnums=0)
 
 
 @functools.lru_cache(maxsize=8)
-def train_step_fn(graphdef, cfg: TrainConfig):
+def train_step_fn(graphdef, cfg: TrainConfig, objective=pi0_objective):
     """The step of :func:`make_train_step`, not jitted (for :func:`pi0lite.sharding.sharded_jit`).
-    The drawn batch is split over the mesh when traced under one (``activation_constraint``)."""
+    ``objective(trainable, batch, key, cfg=cfg) -> (total, {"loss", "aux"})`` is the loss (a
+    module-level function, so that the caches above recognise it). The drawn batch is split over
+    the mesh when traced under one (``activation_constraint``)."""
 
     def step(state, data, key, i):
         trainable, opt = nnx.merge(graphdef, state)
@@ -186,8 +195,7 @@ def train_step_fn(graphdef, cfg: TrainConfig):
         n = data["images"].shape[0]
         idx = jax.random.randint(idx_key, (cfg.batch_size,), 0, n)
         batch = {k: sharding.activation_constraint(v[idx]) for k, v in data.items()}
-        loss = functools.partial(loss_fn, mode=cfg.mode, aux_weight=cfg.aux_weight, rtc_max_delay=cfg.rtc_max_delay,
-                                 insulate=cfg.insulate, fast_weight=cfg.fast_weight)
+        loss = functools.partial(objective, cfg=cfg)
         (_, metrics), grads = nnx.value_and_grad(loss, has_aux=True)(trainable, batch, loss_key)
         opt.update(trainable, grads)
         return nnx.state((trainable, opt)), metrics
@@ -195,16 +203,17 @@ def train_step_fn(graphdef, cfg: TrainConfig):
     return step
 
 
-def step_for_devices(graphdef, cfg: TrainConfig, state, data: dict):
+def step_for_devices(graphdef, cfg: TrainConfig, state, data: dict, objective=pi0_objective):
     """``(step_fn, state, data)`` ready to run: :func:`make_train_step` on one device; with several,
     :func:`pi0lite.sharding.sharded_jit` over a data-parallel mesh of all of them (the drawn batch
     split over the devices, parameters and optimiser state by the FSDP rule, the dataset replicated)."""
     mesh = sharding.data_parallel_mesh(cfg.batch_size)  # None on one device
     if mesh is None:
-        return make_train_step(graphdef, cfg), state, data
+        return make_train_step(graphdef, cfg, objective), state, data
     shardings = sharding.state_shardings(state, mesh)
     state, data = sharding.shard(state, shardings), sharding.shard(data, sharding.replicated(mesh))
-    return sharding.sharded_jit(train_step_fn(graphdef, cfg), mesh, shardings, batch_argnums=(), num_args=4), state, data
+    step = train_step_fn(graphdef, cfg, objective)
+    return sharding.sharded_jit(step, mesh, shardings, batch_argnums=(), num_args=4), state, data
 
 
 @dataclass
@@ -230,18 +239,27 @@ def train(
     if cfg.mode == "fast":
         raise ValueError("TrainConfig(mode='fast') trains pi0-FAST: use pi0lite.toy.train_fast.train_fast")
     check_arrays(arrays)
-    if ckpt_dir is None:
-        return _train(model_config, cfg, arrays, None, ckpt_every, stop_after, progress, position, desc,
-                      on_checkpoint)
-    with RunLock(ckpt_dir):
-        return _train(model_config, cfg, arrays, pathlib.Path(ckpt_dir), ckpt_every, stop_after, progress,
-                      position, desc, on_checkpoint)
+    return _train(model_config, cfg, arrays, ckpt_dir=ckpt_dir, ckpt_every=ckpt_every, stop_after=stop_after,
+                  progress=progress, position=position, desc=desc, on_checkpoint=on_checkpoint)
 
 
-def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress, position, desc,
-           on_checkpoint=None) -> TrainResult:
+def _train(model_config, cfg: TrainConfig, arrays: dict, *, trainable_cls=Trainable, objective=pi0_objective,
+           ckpt_dir=None, ckpt_every: int = 500, stop_after: int | None = None, progress: bool = True,
+           position: int = 0, desc: str | None = None, on_checkpoint=None) -> TrainResult:
+    """The training loop of :func:`train` and :func:`pi0lite.toy.train_fast.train_fast` (arrays
+    already checked): ``trainable_cls(model_config, rngs=...)`` is built from the init stream and
+    trained on ``objective`` (see :func:`train_step_fn`), sharded when several devices are present;
+    ``ckpt_dir`` is locked for the call."""
+    with contextlib.nullcontext() if ckpt_dir is None else RunLock(ckpt_dir):
+        ckpt_dir = None if ckpt_dir is None else pathlib.Path(ckpt_dir)
+        return _loop(model_config, cfg, arrays, trainable_cls, objective, ckpt_dir, ckpt_every, stop_after,
+                     progress, position, desc, on_checkpoint)
+
+
+def _loop(model_config, cfg, arrays, trainable_cls, objective, ckpt_dir, ckpt_every, stop_after, progress, position,
+          desc, on_checkpoint) -> TrainResult:
     init_key, data_key = training_keys(cfg.seed)
-    trainable = Trainable(model_config, rngs=nnx.Rngs(init_key))
+    trainable = trainable_cls(model_config, rngs=nnx.Rngs(init_key))
     opt = nnx.Optimizer(trainable, make_optimizer(cfg), wrt=nnx.Param)
     record = run_record(model_config, cfg, arrays)
     start, history = 0, np.zeros((0, 2), np.float32)
@@ -249,7 +267,7 @@ def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress
         start, history = restore_checkpoint(ckpt_dir, trainable, opt, record)
     graphdef, state = nnx.split((trainable, opt))
     data = {k: jnp.asarray(v) for k, v in arrays.items()}
-    step_fn, state, data = step_for_devices(graphdef, cfg, state, data)
+    step_fn, state, data = step_for_devices(graphdef, cfg, state, data, objective)
     end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
     t0, rows, pending = _time.perf_counter(), [history], []
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=desc or cfg.mode, position=position,

@@ -16,26 +16,17 @@ Axis letters: n dataset samples, b batch, r token slots, v vocabulary, w width.
 
 from __future__ import annotations
 
-import functools
-import pathlib
-import time as _time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float
-from tqdm.auto import tqdm
 
 from pi0lite.fast.prompt import FastPrompt
 from pi0lite.pi0_fast import FastObservation, Pi0Fast, Pi0FastConfig
 from pi0lite.toy.data import GOAL_CENTRE, GOAL_SCALE, ToyDataset, check_finite
-from pi0lite.toy.files import RunLock
 from pi0lite.toy.grounding import AuxHead, aux_loss
-from pi0lite.toy.train import (
-    CKPT_NAME, TrainConfig, TrainResult, make_optimizer, restore_checkpoint, run_record, save_checkpoint,
-    training_keys,
-)
+from pi0lite.toy.train import TrainConfig, TrainResult, _train
 
 FIELDS = ("images", "state", "tokens", "token_mask", "token_ar", "token_loss", "aux_target", "aux_pos")
 
@@ -103,66 +94,21 @@ def loss_fn(trainable: FastTrainable, batch: dict, *, aux_weight: float):
     return main + aux_weight * aux, {"loss": main, "aux": aux}
 
 
-@functools.lru_cache(maxsize=4)
-def make_train_step(graphdef, cfg: TrainConfig):
-    """``step(state, data, data_key, i) -> (state, metrics)``, jitted (the toy pi0's step, FAST loss)."""
-
-    def step(state, data, key, i):
-        trainable, opt = nnx.merge(graphdef, state)
-        idx_key, _ = jax.random.split(jax.random.fold_in(key, i))
-        idx = jax.random.randint(idx_key, (cfg.batch_size,), 0, data["images"].shape[0])
-        batch = {k: v[idx] for k, v in data.items()}
-        loss = functools.partial(loss_fn, aux_weight=cfg.aux_weight)
-        (_, metrics), grads = nnx.value_and_grad(loss, has_aux=True)(trainable, batch)
-        opt.update(trainable, grads)
-        return nnx.state((trainable, opt)), metrics
-
-    return jax.jit(step, donate_argnums=0)
+def fast_objective(trainable: FastTrainable, batch: dict, key: jax.Array, *, cfg: TrainConfig):
+    """:func:`loss_fn` as the objective of :func:`pi0lite.toy.train._train` (no randomness: ``key`` unused)."""
+    del key
+    return loss_fn(trainable, batch, aux_weight=cfg.aux_weight)
 
 
 def train_fast(model_config: Pi0FastConfig, cfg: TrainConfig, arrays: dict, *, ckpt_dir=None,
                ckpt_every: int = 500, stop_after: int | None = None, progress: bool = True, position: int = 0,
-               desc: str | None = None) -> TrainResult:
-    """Train from scratch or resume from ``ckpt_dir`` (same checkpoint format and rules as
-    :func:`pi0lite.toy.train.train`); ``cfg.mode`` must be ``"fast"``."""
+               desc: str | None = None, on_checkpoint=None) -> TrainResult:
+    """Train from scratch or resume from ``ckpt_dir``: the loop of :func:`pi0lite.toy.train.train`
+    (same checkpoint format and rules, sharded over several devices) with :class:`FastTrainable`
+    and :func:`loss_fn`; ``cfg.mode`` must be ``"fast"``."""
     if cfg.mode != "fast":
         raise ValueError(f"train_fast needs TrainConfig(mode='fast'), got mode={cfg.mode!r}")
     check_arrays(arrays)
-    if ckpt_dir is None:
-        return _train(model_config, cfg, arrays, None, ckpt_every, stop_after, progress, position, desc)
-    with RunLock(ckpt_dir):
-        return _train(model_config, cfg, arrays, pathlib.Path(ckpt_dir), ckpt_every, stop_after, progress,
-                      position, desc)
-
-
-def _train(model_config, cfg, arrays, ckpt_dir, ckpt_every, stop_after, progress, position, desc) -> TrainResult:
-    init_key, data_key = training_keys(cfg.seed)
-    trainable = FastTrainable(model_config, rngs=nnx.Rngs(init_key))
-    opt = nnx.Optimizer(trainable, make_optimizer(cfg), wrt=nnx.Param)
-    record = run_record(model_config, cfg, arrays)
-    start, history = 0, np.zeros((0, 2), np.float32)
-    if ckpt_dir is not None and (ckpt_dir / CKPT_NAME).exists():
-        start, history = restore_checkpoint(ckpt_dir, trainable, opt, record)
-    graphdef, state = nnx.split((trainable, opt))
-    data = {k: jnp.asarray(v) for k, v in arrays.items()}
-    step_fn = make_train_step(graphdef, cfg)
-    end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
-    t0, rows, pending = _time.perf_counter(), [history], []
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=desc or "pi0-FAST", position=position,
-               disable=not progress, leave=True, dynamic_ncols=True)
-    for i in bar:
-        state, metrics = step_fn(state, data, data_key, jnp.int32(i))
-        pending.append(metrics)
-        done = i + 1
-        save = ckpt_dir is not None and (done % ckpt_every == 0 or done == end)
-        if len(pending) == 25 or done == end or save:
-            rows.append(np.array([[m["loss"], m["aux"]] for m in jax.device_get(pending)], np.float32))
-            pending = []
-            bar.set_postfix(loss=f"{rows[-1][-1, 0]:.3f}", aux=f"{rows[-1][-1, 1]:.3f}")
-        if save:
-            nnx.update((trainable, opt), state)
-            save_checkpoint(ckpt_dir, trainable, opt, done, np.concatenate(rows), record)
-            graphdef, state = nnx.split((trainable, opt))
-    bar.close()
-    nnx.update((trainable, opt), state)
-    return TrainResult(trainable, np.concatenate(rows), _time.perf_counter() - t0)
+    return _train(model_config, cfg, arrays, trainable_cls=FastTrainable, objective=fast_objective,
+                  ckpt_dir=ckpt_dir, ckpt_every=ckpt_every, stop_after=stop_after, progress=progress,
+                  position=position, desc=desc or "pi0-FAST", on_checkpoint=on_checkpoint)
