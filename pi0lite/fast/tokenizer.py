@@ -21,99 +21,31 @@ Alphabets (see :mod:`pi0lite.fast.bpe`): ``"bytes"`` (default, safe, fewest toke
 ``"reference"`` (reproduces the reference processor's ids exactly, including its coverage hole,
 which decode then flags as invalid instead of returning garbage) and ``"bytes_v1"`` (the safe
 default of saved format version 1; files of that version load with it).
+
+:class:`FastConfig` and the DCT + quantisation stage live in :mod:`pi0lite.fast.quantise`, saving and
+loading in :mod:`pi0lite.fast.files`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import itertools
-import json
 import pathlib
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 from jaxtyping import Bool, Float, Int
 from tokenizers import Tokenizer
 
 from pi0lite.fast import bpe as fast_bpe
+from pi0lite.fast import files as fast_files
+from pi0lite.fast.files import CONFIG_FILE, TOKENIZER_FILE
+from pi0lite.fast.quantise import FORMAT_VERSION, FastConfig, as_batch, dct_quantise, dequantise_idct
 
-#: 2: ``"bytes"`` is the compact code of :mod:`pi0lite.fast.bpe`; version-1 ``"bytes"`` files
-#: (plain zigzag characters, all 256 byte symbols) load as ``"bytes_v1"``.
-FORMAT_VERSION = 2
-CONFIG_FILE = "fast_config.json"
-TOKENIZER_FILE = "tokenizer.json"
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "TOKENIZER_FILE", "FastConfig", "FastTokenizer", "dct_quantise",
+           "dequantise_idct"]  # FastConfig, the DCT stage and the file names live in quantise.py / files.py
+
 #: Normalised (quantile) actions sit in roughly [-1, 1]; beyond this we warn once.
 UNNORMALISED_WARN_ABS = 2.5
-
-
-@dataclass(frozen=True, kw_only=True)
-class FastConfig:
-    """Everything besides the BPE that decode needs; saved next to ``tokenizer.json``."""
-
-    scale: float
-    vocab_size: int
-    alphabet: str
-    min_token: int  # smallest quantised coefficient seen when fitting
-    max_token: int  # largest
-    action_horizon: int
-    action_dim: int
-    version: int = FORMAT_VERSION
-    #: sha256 of the ``tokenizer.json`` saved with this config (None: not saved yet, or an older
-    #: file); it pairs the two files and is not part of the tokenizer's behaviour (not compared)
-    tokenizer_sha256: str | None = dataclasses.field(default=None, compare=False)
-
-    @property
-    def headroom(self) -> int:
-        return max(self.max_token - self.min_token, 1)
-
-    @property
-    def bounds(self) -> tuple[int, int]:
-        """Accepted coefficient range: the fitted one widened by one span on each side."""
-        lo = self.min_token if self.alphabet == "reference" else self.min_token - self.headroom
-        return lo, self.max_token + self.headroom
-
-    @property
-    def radix(self) -> int:
-        """``"bytes"``: continuation bytes per position of the rare-code characters."""
-        return fast_bpe.rare_radix(*self.bounds)
-
-    def to_code_points(self, q: np.ndarray) -> np.ndarray:
-        return fast_bpe.to_code_points(q, self.alphabet, self.min_token, self.radix)
-
-    def from_code_points(self, c: np.ndarray) -> np.ndarray:
-        return fast_bpe.from_code_points(c, self.alphabet, self.min_token, self.radix)
-
-
-def dct_quantise(actions: Float[np.ndarray, "b a j"], scale: float) -> Int[np.ndarray, "b u j"]:
-    """Orthonormal DCT-II along time, times ``scale``, rounded half to even."""
-    coeffs = scipy.fft.dct(np.asarray(actions, np.float64), type=2, axis=1, norm="ortho")
-    return np.around(coeffs * scale).astype(np.int64)
-
-
-def dequantise_idct(q: Int[np.ndarray, "b u j"], scale: float) -> Float[np.ndarray, "b a j"]:
-    """Inverse of :func:`dct_quantise` up to the rounding: ``idct(q / scale)``."""
-    return scipy.fft.idct(np.asarray(q, np.float64) / scale, type=2, axis=1, norm="ortho")
-
-
-def _as_batch(chunks, name: str) -> np.ndarray:
-    if isinstance(chunks, (list, tuple)):
-        shapes = {np.shape(c) for c in chunks}
-        if len(shapes) > 1:
-            raise ValueError(f"{name}: all chunks must share one (horizon, action_dim) shape, got {sorted(shapes)}")
-        chunks = np.stack([np.asarray(c, np.float64) for c in chunks]) if chunks else np.zeros((0, 0, 0))
-    x = np.asarray(chunks, np.float64)
-    if x.ndim != 3:
-        raise ValueError(f"{name} must be [batch, horizon, action_dim] (3 dims), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf ({int(np.sum(~np.isfinite(x)))} values)")
-    return x
-
-
-def _sha256(path: pathlib.Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _segment_all(flags: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -138,7 +70,7 @@ class FastTokenizer:
     def fit(cls, chunks, *, scale: float = 10.0, vocab_size: int = 1024, alphabet: str = "bytes") -> "FastTokenizer":
         """Fit min/max coefficients and the BPE on training chunks ``[b, a, j]`` (normalised)."""
         fast_bpe.check_alphabet(alphabet)
-        x = _as_batch(chunks, "chunks")
+        x = as_batch(chunks, "chunks")
         if x.shape[0] == 0:
             raise ValueError("chunks: need at least one training chunk, got 0")
         if not scale > 0:
@@ -183,7 +115,7 @@ class FastTokenizer:
 
     def _quantise(self, chunks) -> np.ndarray:
         c = self.config
-        x = _as_batch(chunks, "chunks")
+        x = as_batch(chunks, "chunks")
         if x.shape[1:] != (c.action_horizon, c.action_dim):
             raise ValueError(
                 f"chunks have (horizon, action_dim) = {x.shape[1:]}, but this tokenizer was fitted "
@@ -333,44 +265,13 @@ class FastTokenizer:
 
     # --- persistence -----------------------------------------------------------------------
     def save(self, path) -> pathlib.Path:
-        path = pathlib.Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.bpe.save(str(path / TOKENIZER_FILE))
-        config = dataclasses.replace(self.config, tokenizer_sha256=_sha256(path / TOKENIZER_FILE))
-        (path / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1))
-        return path
+        """Write the tokenizer into the directory ``path`` (see :mod:`pi0lite.fast.files`)."""
+        return fast_files.save(self.config, self.bpe, path)
 
     @classmethod
     def load(cls, path) -> "FastTokenizer":
-        path = pathlib.Path(path)
-        if not (path / CONFIG_FILE).is_file() or not (path / TOKENIZER_FILE).is_file():
-            raise ValueError(f"{path} is not a saved FastTokenizer (needs {CONFIG_FILE} and {TOKENIZER_FILE})")
-        config_file, bpe_file = path / CONFIG_FILE, path / TOKENIZER_FILE
-        try:
-            raw = json.loads(config_file.read_text())
-            if raw.get("version") not in (1, FORMAT_VERSION):
-                raise ValueError(f"version {raw.get('version')!r}, expected 1 or {FORMAT_VERSION}")
-            if raw["version"] == 1:  # same behaviour, today's names
-                raw = {**raw, "version": FORMAT_VERSION, "alphabet": {"bytes": "bytes_v1"}.get(raw["alphabet"], raw["alphabet"])}
-            config = FastConfig(**raw)
-        except (ValueError, TypeError, KeyError, AttributeError) as err:  # JSONDecodeError is a ValueError
-            raise ValueError(f"{config_file}: not a valid FAST tokenizer config ({type(err).__name__}: {err})") from err
-        expected = config.tokenizer_sha256
-        if expected is not None and _sha256(bpe_file) != expected:
-            raise ValueError(
-                f"{bpe_file} is not the tokenizer saved with {config_file} (sha256 {_sha256(bpe_file)[:12]}…, "
-                f"expected {expected[:12]}…); keep each tokenizer.json with its own fast_config.json"
-            )
-        try:
-            bpe = Tokenizer.from_file(str(bpe_file))
-        except Exception as err:  # tokenizers raises a bare Exception for malformed JSON
-            raise ValueError(f"{bpe_file}: cannot read the BPE tokenizer ({err})") from err
-        if bpe.get_vocab_size() > config.vocab_size:
-            raise ValueError(
-                f"{bpe_file} has {bpe.get_vocab_size()} ids but {config_file} says vocab_size={config.vocab_size}: "
-                "they do not belong together"
-            )
-        return cls(config, bpe)
+        """A tokenizer saved by :meth:`save`; files that do not belong together raise ``ValueError``."""
+        return cls(*fast_files.load(path))
 
     # --- helpers ---------------------------------------------------------------------------
     @property
