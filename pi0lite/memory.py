@@ -17,8 +17,8 @@ Training uses per-layer rematerialisation (``remat``, as openpi's ``nn.remat``) 
 the layers run under ``jax.lax.scan`` (as openpi's ``nn.scan``), so a compile costs about one
 layer whatever the depth and the numbers are for the full depth, not extrapolated.
 
-The closed-form estimate beside it counts parameters + gradients + optimiser state (+ EMA) and
-the activations of :func:`activation_bytes`. XLA:CPU vs a GPU: the same HLO and the same buffer
+The closed-form estimate beside it (:mod:`pi0lite.memory_estimate`, re-exported here) counts
+parameters + gradients + optimiser state (+ EMA) and the activations of :func:`activation_bytes`. XLA:CPU vs a GPU: the same HLO and the same buffer
 assignment ideas, but a GPU backend fuses differently (for example attention kernels that never
 write the probabilities), and XLA:CPU upcasts bfloat16 matmuls to float32, so the CPU temporaries
 are an upper bound for activations; a GPU process also needs the CUDA context and allocator
@@ -48,16 +48,18 @@ import optax
 from flax import nnx
 
 from pi0lite import sharding
-from pi0lite.config import PI0, PI05, Pi0Config
+from pi0lite.config import Pi0Config
+from pi0lite.memory_estimate import (  # noqa: F401  (re-exported: python -m pi0lite.memory's closed form)
+    INFER_BATCH, MODELS, MODES, TRAIN_BATCH, activation_bytes, estimate, layer_activation_bytes, model_config,
+    param_counts,
+)
 from pi0lite.pi0 import Pi0
 
 GB = 1e9
-MODELS = {"PI0": PI0, "PI05": PI05}
-MODES = ("inference", "lora", "full")
 FSDP_SIZES = (1, 2, 4, 8)
 #: openpi's README: "more than" this much memory on one GPU.
 OPENPI_GB = {"inference": 8.0, "lora": 22.5, "full": 70.0}
-TRAIN_BATCH, INFER_BATCH, NUM_STEPS, EMA_DECAY = 32, 1, 10, 0.99
+NUM_STEPS, EMA_DECAY = 10, 0.99
 S = jax.ShapeDtypeStruct
 #: XLA options of the planner's compiles. ``xla_backend_optimization_level=0`` turns off LLVM's
 #: optimisation of the generated CPU machine code, which the planner never runs: buffer assignment
@@ -65,19 +67,6 @@ S = jax.ShapeDtypeStruct
 #: numbers are the same (checked on every cell of the shipped table) and a compile costs about half
 #: the CPU time (PI0 full fine-tuning, FSDP 8: 29 s -> 15 s of CPU).
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
-
-
-def model_config(name: str | Pi0Config, mode: str, *, remat: bool = True) -> Pi0Config:
-    """The preset ``name`` (or a config) for ``mode`` (LoRA variants for ``lora``), layers scanned,
-    remat on/off (tests pass small configs)."""
-    from pi0lite.config import lora_variant
-
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    cfg = MODELS[name] if isinstance(name, str) else name
-    if mode == "lora":
-        cfg = lora_variant(cfg)
-    return cfg.replace(scan_layers=True, remat=remat and mode != "inference")
 
 
 def abstract_batch(config: Pi0Config, b: int, *, train: bool) -> dict:
@@ -186,73 +175,6 @@ def xla_memory(name: str | Pi0Config, mode: str, fsdp: int, *, remat: bool = Tru
     t0 = time.perf_counter()
     lowered = lower(name, mode, fsdp, remat=remat, batch=batch)
     return analyse(lowered, compiler_options) | {"lower_seconds": time.perf_counter() - t0}
-
-
-# --- by hand ---------------------------------------------------------------------------------
-
-
-@functools.cache
-def param_counts(config: Pi0Config) -> tuple[int, int]:
-    """``(all parameters, trainable parameters)`` of ``config`` (eval_shape: nothing allocated)."""
-    from pi0lite.lora import trainable_filter
-
-    model = nnx.eval_shape(lambda: Pi0(config, rngs=nnx.Rngs(0)))
-    count = lambda f: sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, f)))
-    return count(nnx.Param), count(trainable_filter(config))
-
-
-def layer_activation_bytes(config: Pi0Config, batch: int) -> tuple[int, int]:
-    """Bytes one Gemma layer and one SigLIP layer keep for the backward pass (no remat).
-
-    Gemma (bf16, 2 bytes), per token of expert e: residual, normed, attention output, second
-    residual (4·D), queries and attention heads (2·N·H), keys and values (2·K·H), gate, up, gelu
-    and product (4·F); per example the attention logits/probabilities N·T² in f32 plus a bf16 copy.
-    SigLIP (f32 here): per patch 6·W + 2·M, per head logits and probabilities 2·P².
-    """
-    g = config.paligemma
-    tokens = [config.prefix_len, config.suffix_len]
-    llm = 0
-    for c, t in zip((config.paligemma, config.action_expert), tokens):
-        llm += t * (4 * c.width + 2 * c.num_heads * c.head_dim + 2 * c.num_kv_heads * c.head_dim + 4 * c.mlp_dim) * 2
-    llm += g.num_heads * sum(tokens) ** 2 * (4 + 2)
-    v, p = config.vision, config.vision.num_patches
-    vision = len(config.image_keys) * (p * (6 * v.width + 2 * v.mlp_dim) * 4 + v.num_heads * p * p * 2 * 4)
-    return llm * batch, vision * batch
-
-
-def activation_bytes(config: Pi0Config, batch: int, *, remat: bool) -> int:
-    """Training activations: every layer's (no remat), or each layer's input plus one layer's
-    working set and its gradient (remat: the layer is recomputed in the backward pass)."""
-    llm, vision = layer_activation_bytes(config, batch)
-    g, v = config.paligemma, config.vision
-    if not remat:
-        return g.depth * llm + v.depth * vision
-    residual = batch * (config.prefix_len * g.width + config.suffix_len * config.action_expert.width) * 2
-    patches = batch * len(config.image_keys) * v.num_patches * v.width * 4
-    return g.depth * residual + v.depth * patches + 2 * max(llm, vision)
-
-
-def estimate(name: str | Pi0Config, mode: str, fsdp: int, *, remat: bool = True, batch: int | None = None) -> dict:
-    """Closed-form per-device bytes: parameters + gradients + optimiser state (+ EMA) + activations."""
-    config = model_config(name, mode, remat=remat)
-    total, trainable = param_counts(config)
-    if mode == "inference":
-        g = config.paligemma
-        b = batch or INFER_BATCH
-        kv = 2 * g.depth * b * config.prefix_len * g.num_kv_heads * g.head_dim * 2
-        act = max(layer_activation_bytes(config, b)) // 2  # forward only: no gradients
-        parts = {"parameters": 2 * total / fsdp, "kv_cache": kv, "activations": act}
-    else:
-        frozen = total - trainable
-        parts = {
-            "parameters": (4 * trainable + 2 * frozen) / fsdp,
-            "gradients": 4 * trainable / fsdp,
-            "optimizer": 8 * trainable / fsdp,
-            "ema": 4 * total / fsdp if mode == "full" else 0,
-            "activations": activation_bytes(config, (batch or TRAIN_BATCH) // fsdp, remat=remat),
-        }
-    parts["total"] = sum(parts.values())
-    return parts
 
 
 # --- the table -----------------------------------------------------------------------------
