@@ -15,7 +15,7 @@ from pi0lite.course.checks import (
     check_fast_masks,
     check_quantise_flatten,
 )
-from pi0lite.course.checks.fast import _merge_step
+from pi0lite.course.checks.bpe import _merge_step
 
 
 def _rejects(check, fn, *fragments, **kw):
