@@ -17,7 +17,7 @@ import argparse
 import pathlib
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
     p.add_argument("--mode", choices=["fast"], default="fast", help="(the demo's worker interface; always fast)")
@@ -29,15 +29,17 @@ def main(argv=None) -> None:
     p.add_argument("--aux-weight", type=float, default=1.0)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def prepare(args) -> dict:
+    """The job's data: ``{"job", "norm", "prompt", "config", "arrays", "chunks", "lengths"}`` (FAST
+    tokens per chunk in ``lengths``); fits and saves the FAST tokenizer, or loads the saved one."""
     from pi0lite.fast import FastTokenizer
     from pi0lite.toy import fast_prompt, normalize
     from pi0lite.toy.data import build_dataset, load_dataset
-    from pi0lite.toy.demo_worker import model_config, save_job_record
-    from pi0lite.toy.policy import Policy
-    from pi0lite.toy.train import TrainConfig
-    from pi0lite.toy.train_fast import train_fast, training_arrays
+    from pi0lite.toy.demo_worker import model_config
+    from pi0lite.toy.train_fast import training_arrays
 
     out = pathlib.Path(args.out)
     job = out / args.name
@@ -53,23 +55,38 @@ def main(argv=None) -> None:
         fast = fast_prompt.fit_fast(norm["actions"].normalize(ds.actions))
         fast.save(fast_dir)
     prompt = fast_prompt.make_prompt(fast_prompt.text_tokenizer(), fast)
-    cfg = fast_prompt.model_config(prompt, model_config(args.image_size))
     arrays = training_arrays(ds, prompt, norm)
-    lengths = arrays["token_loss"].sum(1) - 3  # minus "action:", "|" and EOS
-    print(f"pi0-FAST data: {len(ds)} chunks, FAST tokens per chunk mean {lengths.mean():.2f}, max {lengths.max()}",
-          flush=True)
-    del ds
+    return {"job": job, "norm": norm, "prompt": prompt, "arrays": arrays, "chunks": len(ds),
+            "config": fast_prompt.model_config(prompt, model_config(args.image_size)),
+            "lengths": arrays["token_loss"].sum(1) - 3}  # minus "action:", "|" and EOS
+
+
+def train_and_save(args, prepared: dict) -> None:
+    """Train (resuming ``ckpt/``), then write ``history.npy``, ``train_seconds.json`` and ``policy/``."""
+    from pi0lite.toy.demo_worker import save_job_record
+    from pi0lite.toy.policy import Policy
+    from pi0lite.toy.train import TrainConfig
+    from pi0lite.toy.train_fast import train_fast
+
+    job, lengths = prepared["job"], prepared["lengths"]
     tcfg = TrainConfig(mode="fast", steps=args.steps, batch_size=args.batch_size, aux_weight=args.aux_weight,
                        seed=args.seed)
-    result = train_fast(cfg, tcfg, arrays, ckpt_dir=job / "ckpt", ckpt_every=500, position=args.position,
-                        desc=f"{args.name:>8}")
-    del arrays
-    seconds = result.seconds
-    seconds = save_job_record(job, result.history, seconds, args.steps)
+    result = train_fast(prepared["config"], tcfg, prepared.pop("arrays"),
+                        ckpt_dir=job / "ckpt", ckpt_every=500, position=args.position, desc=f"{args.name:>8}")
+    seconds = save_job_record(job, result.history, result.seconds, args.steps)
     meta = {"train_steps": args.steps, "aux_weight": args.aux_weight, "seed": args.seed, "train_seconds": seconds,
             "batch_size": args.batch_size, "fast_tokens_mean": round(float(lengths.mean()), 3),
             "fast_tokens_max": int(lengths.max())}
-    Policy.fast(result.trainable.pi0_fast, norm, prompt, meta=meta).save(job / "policy")
+    Policy.fast(result.trainable.pi0_fast, prepared["norm"], prepared["prompt"], meta=meta).save(job / "policy")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    prepared = prepare(args)
+    lengths = prepared["lengths"]
+    print(f"pi0-FAST data: {prepared['chunks']} chunks, FAST tokens per chunk mean {lengths.mean():.2f}, "
+          f"max {lengths.max()}", flush=True)
+    train_and_save(args, prepared)
 
 
 if __name__ == "__main__":
