@@ -99,16 +99,7 @@ def test_bpe_merge_step(capsys):
         c = Counter(p for s in seqs for p in zip(s[:-1], s[1:]))
         best = max(c.values())
         pair = max(p for p, v in c.items() if v == best)
-        out = []
-        for s in seqs:  # merge with the chosen pair, left to right
-            merged, i = [], 0
-            while i < len(s):
-                if i + 1 < len(s) and (s[i], s[i + 1]) == pair:
-                    merged, i = merged + [s[i] + s[i + 1]], i + 2
-                else:
-                    merged, i = merged + [s[i]], i + 1
-            out.append(merged)
-        return pair, out
+        return pair, _scan_merge(seqs, pair)  # merge with the chosen pair, left to right
 
     _rejects(check_bpe_merge_step, only_first, "every occurrence")
     _rejects(check_bpe_merge_step, set_counts, "Count every adjacent position")
