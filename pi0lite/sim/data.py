@@ -17,8 +17,10 @@ Axis letters: n frames · y, x pixels · c colour · s state (4) · d action (4)
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import multiprocessing
 import os
 import pathlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -108,7 +110,13 @@ def _collect_job(task: str, task_index: int, episodes: list[int], seed: int, noi
     from pi0lite.sim.metaworld import MetaWorldEnv
 
     if task not in _ENVS:
+        first = not _ENVS
         _ENVS[task] = MetaWorldEnv(task)
+        if first and multiprocessing.parent_process() is not None:
+            # a worker: close its envs at exit. Registered after mujoco's own hook (eglTerminate,
+            # registered at the first EGL context) so that it runs first (atexit is LIFO);
+            # registered at worker start, every worker printed an EGL_NOT_INITIALIZED traceback.
+            atexit.register(_close_envs)
     env = _ENVS[task]
     out = []
     for e in episodes:
@@ -123,10 +131,7 @@ def _close_envs() -> None:
 
 
 def _worker_init():
-    import atexit
-
     os.environ.setdefault("LP_NUM_THREADS", "1")  # llvmpipe: one render thread per worker process
-    atexit.register(_close_envs)
 
 
 def collect(tasks=TASKS, *, episodes: int = 50, seed: int = 0, noise: float = 0.1, extra_steps: int = 10,
@@ -150,8 +155,6 @@ def collect(tasks=TASKS, *, episodes: int = 50, seed: int = 0, noise: float = 0.
             bar.update(len(out))
         _close_envs()
     else:
-        import multiprocessing
-
         ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold JAX or EGL state
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
             futures = [pool.submit(_collect_job, *job, seed, noise, extra_steps) for job in jobs]
