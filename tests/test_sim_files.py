@@ -71,3 +71,21 @@ def test_second_sim_demo_into_one_directory_stops_at_once(tmp_path, monkeypatch)
     assert ran == []
     sim_demo.main(["--out", str(tmp_path)])
     assert ran == [tmp_path]
+
+
+def test_summary_reports_wilson_intervals_per_task_and_pooled(capsys):
+    """Per-task 95 % Wilson intervals against published values (19/20: 0.764-0.991; 20/20: 0.839-1),
+    the mean's interval from all episodes pooled (39/40: 0.871-0.996), and the printed table."""
+    import numpy as np
+
+    from pi0lite.sim.evaluate import EvalResult
+
+    success = np.ones((2, 20), bool)
+    success[1, 7] = False
+    s = EvalResult(("a-v3", "b-v3"), success, np.zeros((2, 20), np.int32)).summary()
+    assert s["tasks"]["a-v3"] == {"success": 1.0, "episodes": 20, "interval": pytest.approx([0.8389, 1.0], abs=1e-4)}
+    assert s["tasks"]["b-v3"]["interval"] == pytest.approx([0.7639, 0.9911], abs=1e-4)
+    assert s["mean_success"] == pytest.approx(0.975) and s["mean_interval"] == pytest.approx([0.8712, 0.9956], abs=1e-4)
+    sim_demo.print_table({"pi0": s})
+    out = capsys.readouterr().out
+    assert "19/20 [0.76, 0.99]" in out and "20/20 [0.84, 1.00]" in out and "97.5% [0.87, 1.00]" in out

@@ -1,6 +1,6 @@
 """``make sim-demo``: Meta-World demonstrations, pi0 and the MSE baseline, per-task evaluation.
 
-    python -m pi0lite.sim.demo --out outputs/sim [--steps 2000] [--episodes 50] [--eval-episodes 20]
+    python -m pi0lite.sim.demo --out outputs/sim [--steps 4000] [--episodes 50] [--eval-episodes 50]
 
 1. Collects ``--episodes`` scripted-expert episodes per task through the adapter (cached in
    ``--cache``; a second run reuses them), one worker process per core.
@@ -96,8 +96,11 @@ def draw(results: dict, out: pathlib.Path) -> None:
     from pi0lite.course.viz.sim import plot_task_success
 
     fig, ax = plt.subplots(figsize=(9, 3.6))
+    errors = {name: {t: (v["success"] - v["interval"][0], v["interval"][1] - v["success"]) for t, v in r["tasks"].items()}
+              for name, r in results.items()}
     plot_task_success({name: {t: v["success"] for t, v in r["tasks"].items()} for name, r in results.items()}, ax=ax,
-                      episodes=next(iter(results.values()))["tasks"], title="Meta-World success per task")
+                      episodes=next(iter(results.values()))["tasks"], errors=errors,
+                      title="Meta-World success per task (95 % Wilson intervals)")
     fig.tight_layout()
     fig.savefig(out / "success_by_task.png", dpi=120)
     plt.close(fig)
@@ -134,10 +137,10 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="outputs/sim")
     p.add_argument("--cache", default=None, help="demonstration cache folder (default: OUT/cache)")
     p.add_argument("--episodes", type=int, default=50, help="expert episodes per task")
-    p.add_argument("--steps", type=int, default=2000, help="optimiser steps per policy (cosine ends here)")
+    p.add_argument("--steps", type=int, default=4000, help="optimiser steps per policy (cosine ends here)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per task (>= 20)")
+    p.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per task (>= 20)")
     p.add_argument("--execute", type=int, default=None, help="actions executed per replan (default: the policy's)")
     p.add_argument("--ship", action="store_true", help="copy the trained pi0 policy into pi0lite/assets/")
     p.add_argument("--overwrite", action="store_true",
@@ -210,11 +213,18 @@ def run(args, out: pathlib.Path) -> dict:
 
 
 def print_table(results: dict) -> None:
+    """Successes / episodes and the 95 % Wilson interval per task and policy."""
     tasks = list(next(iter(results.values()))["tasks"])
-    print("\n" + f"{'task':>26} " + " ".join(f"{n:>7}" for n in results))
+
+    def cell(r: dict) -> str:
+        low, high = r["interval"]
+        return f"{round(r['success'] * r['episodes'])}/{r['episodes']} [{low:.2f}, {high:.2f}]"
+
+    print("\n" + f"{'task':>24} " + " ".join(f"{n:>19}" for n in results))
     for t in tasks:
-        print(f"{t:>26} " + " ".join(f"{r['tasks'][t]['success']:7.0%}" for r in results.values()))
-    print(f"{'mean':>26} " + " ".join(f"{r['mean_success']:7.0%}" for r in results.values()))
+        print(f"{t:>24} " + " ".join(f"{cell(r['tasks'][t]):>19}" for r in results.values()))
+    print(f"{'mean':>24} " + " ".join(f"{r['mean_success']:>7.1%} [{r['mean_interval'][0]:.2f}, {r['mean_interval'][1]:.2f}]"
+                                     for r in results.values()))
 
 
 if __name__ == "__main__":

@@ -36,9 +36,14 @@ class EvalResult:
     frames: dict = field(default_factory=dict)  # task -> list of frames of episode 0 (if asked)
 
     def summary(self) -> dict:
-        tasks = {t: {"success": float(self.success[k].mean()), "episodes": int(self.success.shape[1])}
-                 for k, t in enumerate(self.tasks)}
-        return {"tasks": tasks, "mean_success": float(np.mean([v["success"] for v in tasks.values()]))}
+        """Per task: success rate, episodes and the 95 % Wilson interval; the mean over tasks with the
+        interval of all episodes pooled (every task has the same number of episodes)."""
+        rate, low, high = task_success(self.success)
+        tasks = {t: {"success": float(rate[k]), "episodes": int(self.success.shape[1]),
+                     "interval": [round(float(low[k]), 4), round(float(high[k]), 4)]} for k, t in enumerate(self.tasks)}
+        _, pooled_low, pooled_high = task_success(self.success.reshape(1, -1))
+        return {"tasks": tasks, "mean_success": float(np.mean(rate)),
+                "mean_interval": [round(float(pooled_low[0]), 4), round(float(pooled_high[0]), 4)]}
 
 
 def policy_fn(policy) -> PolicyFn:

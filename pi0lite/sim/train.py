@@ -104,7 +104,7 @@ def main(argv=None) -> None:
     p.add_argument("--data", required=True, help="cached demonstrations (pi0lite.sim.data)")
     p.add_argument("--out", required=True, help="job directory: ckpt/, policy/, history.npy")
     p.add_argument("--mode", choices=["flow", "mse"], required=True)
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--aux-weight", type=float, default=1.0)
