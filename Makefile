@@ -78,6 +78,7 @@ bench: install
 	$(PY) benchmarks/bench_pi0.py
 	$(PY) benchmarks/bench_fast.py
 	$(PY) benchmarks/roofline.py
+	$(PY) benchmarks/bench_rtc.py
 
 # The static course site: every notebook executed into site/ (open site/index.html), then its browser test.
 site: install test-deps

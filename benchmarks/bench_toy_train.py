@@ -2,11 +2,13 @@
 
     python benchmarks/bench_toy_train.py [--steps 50]
 
-Prints a table; run it on an idle machine for meaningful numbers (the toy recipe measured
-53-61 ms per flow step on 2 idle cores, ~100 ms on one busy core).
+Prints the machine (CPU model, cores, load average at the start and the end) and a table of what
+it measured in this run; on a busy machine every time is inflated.
 """
 
 import argparse
+import os
+import sys
 import time
 
 import jax
@@ -21,6 +23,9 @@ from pi0lite.toy import env as toy
 from pi0lite.toy.policy import Policy
 from pi0lite.toy.text import WordTokenizer
 from pi0lite.toy.train import TrainConfig, Trainable, make_optimizer, step_for_devices
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine_line
 
 
 def bench_train(arrays, mode, steps):
@@ -61,12 +66,14 @@ def main():
     arrays = training_arrays(ds, tok, norm, max_token_len=TINY.max_token_len, action_dim=TINY.action_dim)
     env = toy.BatchedToyEnv()
     obs = env.reset(toy.sample_scenes(np.random.default_rng(0), 1))
+    print(machine_line())
     print(f"devices: {jax.device_count()} (several: the step is sharded over a data-parallel mesh)")
     print(f"{'mode':>6} {'first step (s)':>15} {'ms/step (b=64)':>15} {'ms/replan (b=1)':>16}")
     for mode in ("flow", "mse"):
         first, per_step, trainable = bench_train(arrays, mode, args.steps)
         latency = bench_infer(Policy(trainable.pi0, norm, tok, mode=mode), obs)
         print(f"{mode:>6} {first:15.1f} {1000 * per_step:15.1f} {1000 * latency:16.1f}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
 
 
 if __name__ == "__main__":

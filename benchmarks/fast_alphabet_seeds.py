@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import os
 import pathlib
+import sys
 import time
 import warnings
 
@@ -27,6 +28,9 @@ from tokenizers import pre_tokenizers, trainers
 
 from pi0lite.fast import bpe as fast_bpe
 from pi0lite.fast import FastTokenizer, dct_quantise
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine_line
 
 SHARED = pathlib.Path(os.environ.get("PI0LITE_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared"))
 SCALE, VOCAB = 10.0, 1024
@@ -123,6 +127,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 2, 4, 6, 8, 10, 12], help="train seeds (held-out = seed+1)")
     ap.add_argument("--explore", action="store_true", help="also measure the experimental variants")
     args = ap.parse_args()
+    print(machine_line(), flush=True)
     t0 = time.perf_counter()
     rows: dict[str, list[tuple[float, int]]] = {}
     for seed in args.seeds:
@@ -141,7 +146,8 @@ def main() -> None:
         cells = " | ".join(f"{m:.3f} ({b})" for m, b in vals)
         worse = [f"{s}/{s + 1}" for s, (m, _), r in zip(args.seeds, vals, ref) if m > r]
         print(f"| {name} | {cells} | {np.mean([m for m, _ in vals]):.3f} | {', '.join(worse) or '-'} |")
-    print(f"\n({time.perf_counter() - t0:.0f} s)")
+    print(f"\n({time.perf_counter() - t0:.0f} s; load average at the end "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
 
 
 if __name__ == "__main__":
