@@ -10,7 +10,9 @@ projections, feed-forward, final norm — stacked over depth (a leading ``l`` ax
 layout). In every layer the queries, keys and values of all experts are concatenated along the
 sequence and go through **one** attention (:meth:`Gemma.attention`); each expert then applies its
 own output projection to its slice. The forward pass walks the layers with a plain Python loop,
-which reads like the maths.
+which reads like the maths. The pieces live in their own files: the attention maths (RoPE, masked
+grouped-query attention) in :mod:`pi0lite.attention`, the parameter holders (projections,
+feed-forward, embedder, :class:`Expert`) in :mod:`pi0lite.gemma_layers`; both are re-exported here.
 
 openpi stores the same weights under one ``layers`` tree with a name suffix per expert
 (``layers/attn/q_einsum_1/w`` for ``experts/1/attn/q_einsum/w``); :mod:`pi0lite.openpi.io`
@@ -22,23 +24,21 @@ from __future__ import annotations
 import itertools
 from typing import Sequence
 
-import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
-from pi0lite import lora
+from pi0lite.attention import ROPE_BASE, apply_rope, attend, attention, attention_weights
 from pi0lite.config import GemmaConfig
-from pi0lite.init import fan_in_normal, normal
+from pi0lite.gemma_layers import Einsum, Embedder, Expert, ExpertAttention, FeedForward, gelu_tanh
+from pi0lite.norms import rms_norm
 from pi0lite.remat import LayerIndex, run_layers
-from pi0lite.masks import MASK_VALUE
-from pi0lite.norms import make_norm, rms_norm
 
 __all__ = [
-    "Embedder", "Expert", "ExpertAttention", "FeedForward", "Gemma", "KVCache", "LayerKV",
-    "apply_rope", "attention_weights", "check_experts_agree", "rms_norm",
+    "ROPE_BASE", "Einsum", "Embedder", "Expert", "ExpertAttention", "FeedForward", "Gemma", "KVCache", "LayerKV",
+    "apply_rope", "attend", "attention", "attention_weights", "check_experts_agree", "gelu_tanh", "rms_norm",
 ]
 
 #: Keys and values of every layer: ``(k, v)``, each ``[l, b, s, k, h]`` (``_s``: a cache that is
@@ -46,52 +46,6 @@ __all__ = [
 KVCache = tuple[Float[Array, "l b _s k h"], Float[Array, "l b _s k h"]]
 #: Keys and values of one layer: ``(k, v)``, each ``[b, s, k, h]`` (``_s`` as above).
 LayerKV = tuple[Float[Array, "b _s k h"], Float[Array, "b _s k h"]]
-ROPE_BASE = 10_000.0
-
-
-# --- pure functions ------------------------------------------------------------------------
-
-def apply_rope(x: Float[Array, "b t n h"], positions: Int[Array, "b t"]) -> Float[Array, "b t n h"]:
-    """Rotary position embedding, half-split layout (not interleaved), base 10,000.
-
-    Dimension pairs are ``(j, j + h/2)``; pair ``j`` turns by ``position · 10000^(−2j/h)`` radians.
-    """
-    half = x.shape[-1] // 2
-    inv_freq = ROPE_BASE ** (-(2.0 / x.shape[-1]) * jnp.arange(half, dtype=jnp.float32))
-    angle = positions.astype(jnp.float32)[..., None, None] * inv_freq  # [b, t, 1, h/2]
-    sin, cos = jnp.sin(angle), jnp.cos(angle)
-    x1, x2 = x[..., :half].astype(jnp.float32), x[..., half:].astype(jnp.float32)
-    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    return out.astype(x.dtype)
-
-
-def attention_weights(
-    q: Float[Array, "b t n h"], k: Float[Array, "b s k h"], mask: Bool[Array, "b t s"]
-) -> Float[Array, "b n t s"]:
-    """Grouped-query attention probabilities, masked with the finite ``MASK_VALUE``; softmax in f32.
-
-    ``q`` is expected already scaled by ``h^-0.5``. A fully masked query row (padding) gets a
-    uniform distribution rather than NaN. The g query heads that share a kv head are folded
-    into the query axis, ``(g t)``, so the logits are one plain batched matmul per kv head.
-    """
-    num_kv, length = k.shape[2], q.shape[1]
-    q = einops.rearrange(q, "b t (k g) h -> b k (g t) h", k=num_kv)
-    logits = jnp.einsum("bkqh,bskh->bkqs", q, k, preferred_element_type=jnp.float32)  # q = (g t)
-    logits = einops.rearrange(logits, "b k (g t) s -> b (k g) t s", t=length)
-    logits = jnp.where(mask[:, None, :, :], logits, MASK_VALUE)
-    return jax.nn.softmax(logits, axis=-1)
-
-
-def attend(probs: Float[Array, "b n t s"], v: Float[Array, "b s k h"]) -> Float[Array, "b t n h"]:
-    """The probability-weighted sum of values; each kv head serves its g query heads."""
-    length = probs.shape[2]
-    grouped = einops.rearrange(probs.astype(v.dtype), "b (k g) t s -> b k (g t) s", k=v.shape[2])
-    out = jnp.einsum("bkqs,bskh->bkqh", grouped, v)  # q = (g t)
-    return einops.rearrange(out, "b k (g t) h -> b t (k g) h", t=length)
-
-
-def gelu_tanh(x: Float[Array, "*any"]) -> Float[Array, "*any"]:
-    return jax.nn.gelu(x, approximate=True)
 
 
 def check_experts_agree(configs: Sequence[GemmaConfig]) -> None:
@@ -110,111 +64,6 @@ def check_experts_agree(configs: Sequence[GemmaConfig]) -> None:
                     f"expert {i} has {name}={value} but expert 0 has {name}={first[name]}: experts share one "
                     "attention per layer, so depth, num_heads, num_kv_heads and head_dim must agree"
                 )
-
-
-# --- parameter holders ---------------------------------------------------------------------
-
-
-class Einsum(nnx.Module):
-    """A weight ``w`` used in an einsum (openpi's name for every Gemma projection).
-
-    With ``lora_rank > 0`` it also holds openpi's LoRA factors ``lora_a`` / ``lora_b`` and
-    ``__call__`` adds the low-rank path (:mod:`pi0lite.lora`).
-    """
-
-    def __init__(self, shape: tuple[int, ...], fan_in: int, *, rngs: nnx.Rngs, name: str = "",
-                 lora_rank: int = 0, lora_alpha: float = 1.0):
-        self.w = fan_in_normal(rngs, shape, fan_in)
-        self.name, self.lora_rank = name, lora_rank
-        if lora_rank:
-            self.lora_a, self.lora_b = lora.make_factors(rngs, shape, lora_rank)
-            self.lora_scale = lora.scaling(name, lora_rank, lora_alpha)
-
-    def __call__(self, eqn: str, x: Float[Array, "..."], layer: LayerIndex) -> Float[Array, "..."]:
-        y = jnp.einsum(eqn, x, self.w[layer].astype(x.dtype))
-        if self.lora_rank:
-            y = y + lora.lora_path(self.name, x, self.lora_a[layer], self.lora_b[layer], self.lora_scale)
-        return y
-
-
-class FeedForward(nnx.Module):
-    """GeGLU: ``(gelu_tanh(x·G₀) ⊙ (x·G₁))·W``, weights stacked over layers."""
-
-    def __init__(self, depth: int, width: int, mlp_dim: int, *, rngs: nnx.Rngs, lora_rank: int = 0):
-        self.gating_einsum = fan_in_normal(rngs, (depth, 2, width, mlp_dim), width)
-        self.linear = fan_in_normal(rngs, (depth, mlp_dim, width), mlp_dim)
-        self.lora_rank = lora_rank
-        if lora_rank:  # openpi's names; no alpha/rank scaling in openpi's FeedForward
-            self.gating_einsum_lora_a, self.gating_einsum_lora_b = lora.make_factors(
-                rngs, (depth, 2, width, mlp_dim), lora_rank)
-            self.linear_lora_a, self.linear_lora_b = lora.make_factors(rngs, (depth, mlp_dim, width), lora_rank)
-
-    def __call__(self, x: Float[Array, "b t d"], layer: LayerIndex) -> Float[Array, "b t d"]:
-        gating = jnp.einsum("btd,cdf->cbtf", x, self.gating_einsum[layer].astype(x.dtype))  # c = 2: gate, up
-        if self.lora_rank:
-            gating = gating + lora.lora_path(
-                "gating_einsum", x, self.gating_einsum_lora_a[layer], self.gating_einsum_lora_b[layer], 1.0)
-        gate, up = gating
-        h = gelu_tanh(gate) * up
-        out = jnp.einsum("btf,fd->btd", h, self.linear[layer].astype(x.dtype))
-        if self.lora_rank:
-            out = out + lora.lora_path("linear", h, self.linear_lora_a[layer], self.linear_lora_b[layer], 1.0)
-        return out
-
-
-class Embedder(nnx.Module):
-    """Token embedding shared with the output logits (tied): encode scales by ``sqrt(d)``."""
-
-    def __init__(self, vocab_size: int, width: int, *, rngs: nnx.Rngs):
-        self.input_embedding = nnx.Param(normal(rngs.params(), (vocab_size, width), std=0.01))
-
-    def encode(self, ids: Int[Array, "b t"]) -> Float[Array, "b t d"]:
-        table = self.input_embedding[...]
-        return table[ids] * jnp.sqrt(jnp.asarray(table.shape[1], table.dtype))
-
-    def decode(self, x: Float[Array, "b t d"]) -> Float[Array, "b t v"]:
-        """Logits in float32 whatever the compute dtype (openpi promotes bf16 activations to f32)."""
-        table = self.input_embedding[...].astype(jnp.float32)
-        return jnp.einsum("btd,vd->btv", x.astype(jnp.float32), table)
-
-
-class ExpertAttention(nnx.Module):
-    """One expert's attention projections for every layer (the attention itself is shared)."""
-
-    def __init__(self, c: GemmaConfig, *, rngs: nnx.Rngs):
-        l, n, k, h, d = c.depth, c.num_heads, c.num_kv_heads, c.head_dim, c.width
-        lora_args = {"lora_rank": c.lora_rank, "lora_alpha": c.lora_alpha}
-        self.q_einsum = Einsum((l, n, d, h), d, rngs=rngs, name="q_einsum", **lora_args)
-        self.kv_einsum = Einsum((l, 2, k, d, h), d, rngs=rngs, name="kv_einsum", **lora_args)
-        self.attn_vec_einsum = Einsum((l, n, h, d), n * h, rngs=rngs, name="attn_vec_einsum", **lora_args)
-
-    def qkv(
-        self, x: Float[Array, "b t d"], layer: LayerIndex
-    ) -> tuple[Float[Array, "b t n h"], Float[Array, "b t k h"], Float[Array, "b t k h"]]:
-        """This expert's queries, keys and values (before RoPE) for its own tokens."""
-        q = self.q_einsum("btd,ndh->btnh", x, layer)
-        k, v = self.kv_einsum("btd,ckdh->cbtkh", x, layer)  # c = 2: k, v
-        return q, k, v
-
-    def out(self, y: Float[Array, "b t n h"], layer: LayerIndex) -> Float[Array, "b t d"]:
-        """Heads back to this expert's width."""
-        return self.attn_vec_einsum("btnh,nhd->btd", y, layer)
-
-
-class Expert(nnx.Module):
-    """All weights of one expert: pre-norm blocks stacked over depth, then a final norm.
-
-    ``adarms=True`` (pi0.5's action expert) makes every norm adaptive (:class:`pi0lite.norms.AdaRMSNorm`).
-    """
-
-    def __init__(self, config: GemmaConfig, *, attn: ExpertAttention, mlp: FeedForward, adarms: bool = False):
-        self.config = config
-        lead = (config.depth,)
-        self.pre_attention_norm = make_norm(lead, config.width, adarms)
-        self.attn = attn
-        self.pre_ffw_norm = make_norm(lead, config.width, adarms)
-        self.mlp = mlp
-        self.final_norm = make_norm((), config.width, adarms)
 
 
 def validate_call(xs, positions, mask, kv_cache, cache_index, configs) -> None:
@@ -331,10 +180,11 @@ class Gemma(nnx.Module):
                 f"attention mask must be [batch, queries, keys] = {(q.shape[0], q.shape[1], k.shape[1])}, "
                 f"got {mask.shape}"
             )
-        probs = attention_weights(q, k, mask)
         if record:
+            out, probs = attention(q, k, v, mask, return_probs=True)
             self.sow(nnx.Intermediate, "attn_probs", probs)
-        out = attend(probs, v)
+        else:
+            out = attention(q, k, v, mask)
         ends = list(itertools.accumulate(x.shape[1] for _, x in present))[:-1]
         pieces = iter(jnp.split(out, ends, axis=1))
         outs = [None if x is None else expert.attn.out(next(pieces), layer) for expert, x in zip(self.experts, xs)]

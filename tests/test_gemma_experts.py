@@ -17,11 +17,13 @@ from pi0lite.pi0 import Pi0
 from pi0lite.pi0_fast import OPENPI_FAST_DUMMY, Pi0Fast
 
 PACKAGE = pathlib.Path(pi0lite.__file__).parent
-MODEL_MODULES = ["config", "masks", "flow", "norms", "gemma", "vision", "observation", "pi0", "pi0_fast"]
+MODEL_MODULES = ["config", "masks", "flow", "norms", "attention", "gemma_layers", "gemma", "vision", "observation", "pi0",
+                 "pi0_fast"]
 
 
-def test_gemma_builds_no_attribute_names_from_strings():
-    tree = ast.parse((PACKAGE / "gemma.py").read_text())
+@pytest.mark.parametrize("name", ["gemma.py", "gemma_layers.py", "attention.py"])
+def test_gemma_builds_no_attribute_names_from_strings(name):
+    tree = ast.parse((PACKAGE / name).read_text())
     calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     assert not {"setattr", "getattr"} & set(calls)
 

@@ -1,9 +1,9 @@
 """Mutation check: do the fast tests notice a flipped operator or constant in the core modules?
 
-Each mutant below replaces one snippet of ``masks.py``, ``flow.py``, ``gemma.py`` (attention,
-RoPE), ``norms.py`` or ``fast/tokenizer.py`` by a plausible bug. For every mutant the script copies
-the package into a temporary directory, applies the mutation there (the working tree is never
-touched), runs the mutant's test files with ``pytest -x`` against the copy and records which test
+Each mutant below replaces one snippet of ``masks.py``, ``flow.py``, ``attention.py`` /
+``gemma.py`` (attention, RoPE), ``norms.py`` or ``fast/tokenizer.py`` by a plausible bug. For
+every mutant the script copies the package into a temporary directory, applies the mutation
+there (the working tree is never touched), runs the mutant's test files with ``pytest -x`` against the copy and records which test
 failed first. A mutant that no test kills is a hole in the suite: add a test.
 
     python tools/mutation_check.py            # all mutants, a table at the end (~10-20 min)
@@ -32,7 +32,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 MASKS = ["tests/test_masks.py", "tests/test_checks_masks.py", "tests/test_checks_pi0.py"]
 FLOW = ["tests/test_flow.py", "tests/test_checks_flow.py", "tests/test_pi0.py"]
-GEMMA = ["tests/test_gemma.py", "tests/test_checks_gemma.py", "tests/test_pi0_fast_parity.py"]
+GEMMA = ["tests/test_gemma.py", "tests/test_attention.py", "tests/test_checks_gemma.py", "tests/test_pi0_fast_parity.py"]
 FAST = ["tests/test_fast.py", "tests/test_fast_checks.py"]
 
 
@@ -72,20 +72,23 @@ MUTANTS = [
     Mutant("flow.py", "sincos: cosines first", "jnp.concatenate([jnp.sin(angle), jnp.cos(angle)], axis=-1)",
            "jnp.concatenate([jnp.cos(angle), jnp.sin(angle)], axis=-1)", FLOW),
     Mutant("flow.py", "sincos: angle without 2π", "1.0 / period * 2 * jnp.pi", "1.0 / period * jnp.pi", FLOW),
-    # --- gemma.py (RoPE, attention) and norms.py --------------------------------------------
-    Mutant("gemma.py", "RoPE rotates the other way", "x1 * cos - x2 * sin, x2 * cos + x1 * sin",
+    # --- attention.py / gemma.py (RoPE, attention) and norms.py -----------------------------
+    Mutant("attention.py", "RoPE rotates the other way", "x1 * cos - x2 * sin, x2 * cos + x1 * sin",
            "x1 * cos + x2 * sin, x2 * cos - x1 * sin", GEMMA),
-    Mutant("gemma.py", "RoPE base 1,000", "ROPE_BASE = 10_000.0", "ROPE_BASE = 1_000.0", GEMMA),
-    Mutant("gemma.py", "RoPE frequencies 2j/h -> j/h", "ROPE_BASE ** (-(2.0 / x.shape[-1])", "ROPE_BASE ** (-(1.0 / x.shape[-1])", GEMMA),
+    Mutant("attention.py", "RoPE base 1,000", "ROPE_BASE = 10_000.0", "ROPE_BASE = 1_000.0", GEMMA),
+    Mutant("attention.py", "RoPE frequencies 2j/h -> j/h", "ROPE_BASE ** (-(2.0 / x.shape[-1])", "ROPE_BASE ** (-(1.0 / x.shape[-1])", GEMMA),
     Mutant("gemma.py", "attention logits not scaled by h^-0.5", "q = apply_rope(q, positions) * q.shape[-1] ** -0.5",
            "q = apply_rope(q, positions)", GEMMA),
     Mutant("gemma.py", "keys not rotated", "k = apply_rope(k, positions)\n", "k = k\n", GEMMA),
-    Mutant("gemma.py", "softmax over queries", "return jax.nn.softmax(logits, axis=-1)",
-           "return jax.nn.softmax(logits, axis=-2)", GEMMA),
-    Mutant("gemma.py", "mask inverted", "logits = jnp.where(mask[:, None, :, :], logits, MASK_VALUE)",
-           "logits = jnp.where(~mask[:, None, :, :], logits, MASK_VALUE)", GEMMA),
-    Mutant("gemma.py", "masked logits -1 instead of MASK_VALUE", "logits = jnp.where(mask[:, None, :, :], logits, MASK_VALUE)",
-           "logits = jnp.where(mask[:, None, :, :], logits, -1.0)", GEMMA),
+    Mutant("attention.py", "softmax over queries", "return jax.nn.softmax(attention_logits(q, k, mask), axis=-1)",
+           "return jax.nn.softmax(attention_logits(q, k, mask), axis=-2)", GEMMA),
+    Mutant("attention.py", "attention output not divided by the softmax sum",
+           'out = attend(e, v).astype(jnp.float32) / einops.rearrange(total, "b n t -> b t n")[..., None]',
+           'out = attend(e, v).astype(jnp.float32)', GEMMA),
+    Mutant("attention.py", "mask inverted", "return jnp.where(mask[:, None, :, :], logits, MASK_VALUE)",
+           "return jnp.where(~mask[:, None, :, :], logits, MASK_VALUE)", GEMMA),
+    Mutant("attention.py", "masked logits -1 instead of MASK_VALUE", "return jnp.where(mask[:, None, :, :], logits, MASK_VALUE)",
+           "return jnp.where(mask[:, None, :, :], logits, -1.0)", GEMMA),
     Mutant("norms.py", "RMSNorm scale used as scale, not 1 + scale", "return (_normalise(x) * (1.0 + scale)).astype(x.dtype)",
            "return (_normalise(x) * scale).astype(x.dtype)", GEMMA),
     # --- fast/tokenizer.py ------------------------------------------------------------------
