@@ -200,7 +200,7 @@ class Pi0Fast(nnx.Module):
             if temperature != 0.0:
                 raise ValueError(f"temperature={temperature} samples tokens: pass a key (jax.random.key(...)), got None")
             key = jax.random.key(0)  # greedy decoding draws nothing; the key is a placeholder
-        tokens, _ = fast_decode.generate(
+        tokens, _ = fast_decode.generate_jit(
             self, obs, key, max_steps=max_steps, temperature=float(temperature), openpi_positions=openpi_positions
         )
         return tokens

@@ -18,8 +18,6 @@ higher than training; openpi issue #705), which the parity file was made with.
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -76,11 +74,14 @@ def _pick(logits: Float[Array, "b v"], key: jax.Array, temperature: float) -> In
     return jax.random.categorical(key, logits / temperature, axis=-1).astype(jnp.int32)
 
 
-@partial(nnx.jit, static_argnames=("max_steps", "temperature", "openpi_positions"))
 def generate(
     model, obs, key: jax.Array, *, max_steps: int, temperature: float = 0.0, openpi_positions: bool = False
 ) -> tuple[Int[Array, "b o"], Int[Array, ""]]:
-    """Cached decoding. Returns the tokens ``[b, max_steps]`` (0 after the stop) and the step count."""
+    """Cached decoding. Returns the tokens ``[b, max_steps]`` (0 after the stop) and the step count.
+
+    Plain traceable code: call it inside a compiled function (a policy's ``jax.jit`` on split
+    state, :mod:`pi0lite.compiled`), or through :data:`generate_jit` (``Pi0Fast.generate``).
+    """
     logits, kv, mask = prefill(model, obs, max_steps)
     b = mask.shape[0]
     eos = model.config.eos_id
@@ -101,6 +102,10 @@ def generate(
     init = (jnp.int32(0), jnp.zeros((b, max_steps), jnp.int32), logits, kv, jnp.zeros((b,), bool), key)
     steps, out, *_ = jax.lax.while_loop(cond, body, init)
     return out, steps
+
+
+#: :func:`generate` under ``nnx.jit`` (the module is an argument; what ``Pi0Fast.generate`` calls).
+generate_jit = nnx.jit(generate, static_argnames=("max_steps", "temperature", "openpi_positions"))
 
 
 def generate_uncached(model, obs, *, max_steps: int, openpi_positions: bool = False) -> Int[Array, "b o"]:
