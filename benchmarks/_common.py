@@ -6,6 +6,8 @@ hot paths use) and through ``nnx.jit`` with the module as an argument (graph tra
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import platform
 import statistics
@@ -57,8 +59,20 @@ def machine_line(info: dict | None = None) -> str:
 
 # --- memory ----------------------------------------------------------------------------------
 
+def release_free_heap() -> None:
+    """Hand memory that Python and XLA have freed back to the OS (glibc ``malloc_trim``), so the
+    RSS counts what is in use, not what compiling left in the allocator's free lists."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak_rss() -> None:
-    """Reset the kernel's high-water mark of this process's RSS (Linux; a no-op elsewhere)."""
+    """Reset the kernel's high-water mark of this process's RSS to the current RSS, after
+    :func:`release_free_heap` (Linux; a no-op elsewhere)."""
+    release_free_heap()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -166,22 +180,8 @@ class Call:
         return xla_stats(self.jitted, self.state, *self.args)
 
 
-def pi0_calls(cfg, batch: int, *, uncached: bool = True) -> tuple[dict[str, Call], dict[str, Callable]]:
-    """The split-state calls ``{name: Call}`` and the same calls through ``nnx.jit`` (``{name: thunk}``)."""
-    model = Pi0(cfg, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
-    obs, actions = make_batch(cfg, batch)
-    key = jax.random.key(0)
-    graphdef, state = nnx.split(model)
-    calls = {
-        "compute_loss": Call("compute_loss", compiled.pure(graphdef, loss), (key, obs, actions), state, graphdef=graphdef),
-        "sample_cached": Call("sample_cached", compiled.pure(graphdef, sample_cached), (key, obs), state, graphdef=graphdef),
-    }
-    if uncached:
-        calls["sample_uncached"] = Call(
-            "sample_uncached", compiled.pure(graphdef, sample_uncached), (key, obs), state, graphdef=graphdef
-        )
-    # the train step gets its own model + optimiser: the step donates (and so invalidates) its state
+def train_call(name: str, cfg, batch: int, key, obs, actions) -> Call:
+    """The train step (value_and_grad + AdamW) on its own model and optimiser, state donated."""
     t_model = Pi0(cfg, rngs=nnx.Rngs(0))
     t_opt = nnx.Optimizer(t_model, optax.adamw(1e-4), wrt=nnx.Param)
     t_graphdef, t_state = nnx.split((t_model, t_opt))
@@ -198,7 +198,33 @@ def pi0_calls(cfg, batch: int, *, uncached: bool = True) -> tuple[dict[str, Call
             return nnx.state(module), out
 
         t_fn = sharding.sharded_jit(run, mesh, shardings, batch_argnums=(2, 3), num_args=4)
-    calls["train_step"] = Call("train_step", t_fn, (key, obs, actions), t_state, stateful=True, graphdef=t_graphdef)
+    return Call(name, t_fn, (key, obs, actions), t_state, stateful=True, graphdef=t_graphdef)
+
+
+def pi0_calls(cfg, batch: int, *, uncached: bool = True, remat: bool = False
+              ) -> tuple[dict[str, Call], dict[str, Callable]]:
+    """The split-state calls ``{name: Call}`` and the same calls through ``nnx.jit`` (``{name: thunk}``).
+
+    ``remat=True`` adds ``train_step_remat``: the train step with the layers under ``lax.scan`` and
+    ``jax.checkpoint`` (openpi's ``nn.scan`` + ``nn.remat``), less memory for ~⅓ more compute."""
+    model = Pi0(cfg, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
+    obs, actions = make_batch(cfg, batch)
+    key = jax.random.key(0)
+    graphdef, state = nnx.split(model)
+    calls = {
+        "compute_loss": Call("compute_loss", compiled.pure(graphdef, loss), (key, obs, actions), state, graphdef=graphdef),
+        "sample_cached": Call("sample_cached", compiled.pure(graphdef, sample_cached), (key, obs), state, graphdef=graphdef),
+    }
+    if uncached:
+        calls["sample_uncached"] = Call(
+            "sample_uncached", compiled.pure(graphdef, sample_uncached), (key, obs), state, graphdef=graphdef
+        )
+    # the train step gets its own model + optimiser: the step donates (and so invalidates) its state
+    calls["train_step"] = train_call("train_step", cfg, batch, key, obs, actions)
+    if remat:  # openpi's way: layers under scan + remat (the backward pass recomputes each layer)
+        calls["train_step_remat"] = train_call(
+            "train_step_remat", cfg.replace(scan_layers=True, remat=True), batch, key, obs, actions)
     nnx_loss, nnx_sample, nnx_train = nnx.jit(loss), nnx.jit(sample_cached), nnx.jit(train_step)
     via_nnx = {
         "compute_loss": lambda: nnx_loss(model, key, obs, actions),

@@ -1,12 +1,18 @@
 """Speed and memory of pi0lite's Pi0 on this machine: loss, sampling (cached / uncached), train step.
 
-    python benchmarks/bench_pi0.py [--configs openpi_dummy tiny] [--repeats 5] [--rounds 3] [--json]
+    python benchmarks/bench_pi0.py [--configs openpi_dummy tiny] [--repeats 5] [--rounds 3] [--no-remat] [--json]
+
+The train step runs twice: as pi0lite's default (layers unrolled, no remat) and as
+``train_step_remat`` (layers under ``lax.scan`` + ``jax.checkpoint``, openpi's ``nn.scan`` +
+``nn.remat``: the backward pass recomputes each layer), so its time and memory compare like for like.
 
 Each call runs through ``jax.jit`` on split state (``pi0lite.compiled``, what the hot paths use)
 and, for comparison, through ``nnx.jit`` with the module as an argument. ``--rounds`` interleaves
 the calls (loss, cached, uncached, train, loss, ...) so the ratios see the same machine load;
 every timing is the median of ``--repeats`` steady calls. Memory: the process's peak RSS over each
-call's steady runs, and XLA's argument + temp bytes of the compiled function. Targets: cached
+call's steady runs (the high-water mark reset after freed heap is handed back to the OS, so what
+compiling left in the allocator does not count), the peak while building and compiling, and XLA's
+argument + temp bytes of the compiled function. Targets: cached
 10-step sampling ≤ 0.9× one compute_loss pass on OPENPI_DUMMY (≤ 1.0× on TINY), ≥ 4× faster
 than uncached. Only numbers measured in this run are printed (openpi's are in the README).
 """
@@ -30,11 +36,11 @@ from pi0lite.config import PRESETS
 GOALS = {"openpi_dummy": 0.9, "tiny": 1.0}
 
 
-def bench(name: str, batch: int, repeats: int, rounds: int) -> dict:
+def bench(name: str, batch: int, repeats: int, rounds: int, remat: bool = True) -> dict:
     cfg = PRESETS[name]
     gc.collect()
     reset_peak_rss()
-    calls, via_nnx = pi0_calls(cfg, batch)
+    calls, via_nnx = pi0_calls(cfg, batch, remat=remat)
     out = {"compile_s": {}, "ms_rounds": {}, "call_peak_rss_gb": {}, "xla_mb": {}, "nnx_jit_ms": {}}
     for call in calls.values():
         st = call.stats()
@@ -42,6 +48,7 @@ def bench(name: str, batch: int, repeats: int, rounds: int) -> dict:
         first, _ = timed(call.run, 0)
         out["compile_s"][call.name] = round(first, 2)
         out["ms_rounds"][call.name] = []
+    out["peak_rss_with_compile_gb"] = round(peak_rss_gb(), 3)  # building, compiling and first calls
     for _ in range(rounds):
         for call in calls.values():
             reps = 1 if call.name == "sample_uncached" else repeats
@@ -76,7 +83,8 @@ def print_table(name: str, res: dict) -> None:
           f"(spread {min(ratios):.2f}-{max(ratios):.2f}{'' if goal is None else f'; goal <= {goal}'})")
     print(f"uncached / cached sample per round    : {', '.join(f'{x:.1f}' for x in res['ratio_uncached_over_cached'])}"
           " (goal >= 4)")
-    print(f"peak RSS of the process over these calls' steady runs (after compiling): {res['peak_rss_gb']:.2f} GB")
+    print(f"peak RSS of the process over these calls' steady runs (after compiling): {res['peak_rss_gb']:.2f} GB; "
+          f"while building and compiling them: {res['peak_rss_with_compile_gb']:.2f} GB")
 
 
 def main():
@@ -85,6 +93,7 @@ def main():
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-remat", action="store_true", help="skip train_step_remat (layers under scan + remat)")
     parser.add_argument("--json", action="store_true", help="print only a JSON object {config: {...}}")
     args = parser.parse_args()
     info = machine()
@@ -92,7 +101,7 @@ def main():
     print(header, file=sys.stderr if args.json else sys.stdout, flush=True)
     results = {}
     for name in args.configs:
-        results[name] = bench(name, args.batch, args.repeats, args.rounds)
+        results[name] = bench(name, args.batch, args.repeats, args.rounds, remat=not args.no_remat)
         if not args.json:
             print_table(name, results[name])
     end_load = " ".join(f"{x:.2f}" for x in os.getloadavg())
