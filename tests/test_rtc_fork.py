@@ -101,3 +101,19 @@ def test_fork_sweep_writes_the_issue_shape_and_its_own_files(tmp_path):
     with pytest.raises(ValueError, match="task"):
         rtc_demo.suffix("slow")
     json.dumps(rtc_sec)
+
+
+def test_shipped_fork_policies_and_sweep():
+    from pi0lite.toy import delayed, rtc_demo
+    from pi0lite.toy.jobs import JOBS
+    from pi0lite.toy.policy import ASSETS, Policy
+
+    plain = Policy.load(ASSETS / JOBS["pi0_fork"].asset)
+    trained = Policy.load(ASSETS / JOBS["pi0_rtc_fork"].asset)
+    assert "rtc_max_delay" not in plain.meta and trained.meta["rtc_max_delay"] == 4
+    shipped = rtc_demo.shipped("fork")
+    assert shipped["rtc_details"]["settings"]["task"] == "fork"
+    assert list(shipped["rtc"]) == list(delayed.METHODS)
+    for rows in shipped["rtc"].values():
+        assert list(rows) == [str(d) for d in rtc_demo.DELAYS]
+        assert all(set(m) == set(rtc_demo.FIELDS) and m["episodes"] >= 200 for m in rows.values())

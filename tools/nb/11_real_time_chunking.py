@@ -554,6 +554,33 @@ def build() -> Notebook:
         robot usually settles on a side within the first chunk (section 2), so compare the jerk
         and the side switches as well as the success rate.
 
+        ### A variant where the delay costs success: the `fork` task
+
+        Delay only hurts when a replan meets a policy that has not decided yet. Here the expert
+        decides at rest, before chunk 0 (which has no delay). In the `fork` variant
+        (`pi0lite.toy.expert.TASKS["fork"]`, same environment) the expert drives 1.75× faster,
+        straight at the disc, and picks its side only at a fork point 0.12 before the disc's edge,
+        usually reached around the first replan (step 8). Policies trained on it (`pi0_fork`,
+        `pi0_rtc_fork`) are shipped with their sweep,
+        `python -m pi0lite.demo --rtc --task fork --ship`; the cell reads it.
+        """
+    )
+    nb.code(
+        """
+        fork_file = rtc_demo.shipped_path("fork")
+        if not fork_file.exists():
+            print("no fork sweep shipped yet: run python -m pi0lite.demo --rtc --task fork --ship")
+        else:
+            fork = rtc_demo.shipped("fork")["rtc"]
+            print(f"{'method':>9} " + " ".join(f"{'d = ' + d:>7}" for d in fork["naive"]) + "   (success)")
+            for method, rows in fork.items():
+                print(f"{method:>9} " + " ".join(f"{m['success']:7.1%}" for m in rows.values()))
+            print("side switches at d = 4:", ", ".join(f"{m} {rows['4']['side_switch_rate']:.1%}"
+                                                        for m, rows in fork.items()))
+        """
+    )
+    nb.md(
+        """
         ## 8. The cost
 
         Per chunk, inference-time RTC adds one backward pass through the action expert per Euler
@@ -593,7 +620,8 @@ def build() -> Notebook:
         * Training-time RTC trains with clean committed tokens at their own time 0
           (`rtc.compute_loss_delayed`) and samples with them fixed (`rtc.sample_actions_with_prefix`),
           at the cost of plain sampling.
-        * The closed loop under delay: `pi0lite.toy.delayed`; the sweep: `python -m pi0lite.demo --rtc`.
+        * The closed loop under delay: `pi0lite.toy.delayed`; the sweep: `python -m pi0lite.demo --rtc`
+          (`--task fork`: the variant where a late decision makes the delay cost success).
         """
     )
     return nb
