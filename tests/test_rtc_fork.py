@@ -53,9 +53,15 @@ def test_a_late_side_switch_crashes_only_when_the_swerve_had_started():
 
 def test_default_task_is_unchanged_and_fork_data_is_valid():
     scenes = toy.sample_scenes(np.random.default_rng(4), 300)
-    old = toy_expert.plan(scenes, np.random.default_rng(1))
-    new = toy_expert.plan(scenes, np.random.default_rng(1), "default")
-    np.testing.assert_array_equal(old.actions, new.actions)
+    old = toy_expert.plan(scenes, np.random.default_rng(1), "default")
+    # pinned from the expert before task variants existed (commit b5687a0), same scenes and rng
+    assert old.actions.shape == (300, 91, 2) and int(old.num_steps.sum()) == 20441
+    assert old.num_steps[:8].tolist() == [73, 65, 71, 64, 66, 67, 57, 62]
+    assert np.bincount(old.side + 1).tolist() == [154, 0, 146] and int(old.coin_flip.sum()) == 45
+    np.testing.assert_allclose(np.abs(old.actions).sum(), 3284.0831323221764, rtol=1e-12)
+    np.testing.assert_allclose(old.actions[7, 20], [-0.06762571254234184, 0.1310640503450028], rtol=1e-12)
+    np.testing.assert_allclose(old.actions[123, 5], [-0.07126167225505964, 0.08577485497884896], rtol=1e-12)
+    np.testing.assert_array_equal(toy_expert.plan(scenes, np.random.default_rng(1)).actions, old.actions)  # default
     fork = toy_expert.plan(scenes, np.random.default_rng(1), "fork")
     decided = ~fork.coin_flip & ~old.coin_flip  # the shorter side is the same (ties differ a little)
     np.testing.assert_array_equal(fork.side[decided], old.side[decided])
@@ -74,14 +80,23 @@ def test_policies_of_different_tasks_are_not_trained_in_one_run():
         parse_policies("pi0,pi0_fork")
 
 
-def test_fork_sweep_writes_the_issue_shape_and_its_own_files(tmp_path):
-    """A tiny sweep of the variant: the same section shape, the fork expert's coin flips, files named _fork."""
+def test_fork_sweep_writes_the_issue_shape_and_its_own_files(tmp_path, monkeypatch):
+    """A tiny sweep of the variant: the same section shape, the fork expert's coin flips, files named _fork.
+
+    The chunks come from a stand-in (random velocities, no model: nothing to load or compile); the
+    sweep of a real flow policy is tests/test_rtc_eval.py::test_rtc_sweep_writes_the_issue_shape."""
     import json
+    import types
 
-    from pi0lite.toy import rtc_demo
-    from pi0lite.toy.policy import load_shipped
+    from pi0lite.toy import delayed, rtc_demo
 
-    flow = load_shipped("flow")  # stands in for pi0_fork here (cheap: its compile is cached)
+    def stand_in(policy, method, *, exec_horizon):
+        rng = np.random.default_rng(0)
+        h = policy.config.action_horizon
+        return lambda obs, key, prev, delay: rng.uniform(-0.2, 0.2, (len(obs["state"]), h, 2))
+
+    monkeypatch.setattr(delayed, "chunk_fn", stand_in)
+    flow = types.SimpleNamespace(config=types.SimpleNamespace(action_horizon=16))
     policies = {"naive": flow, "ensemble": flow}
     rtc_sec, details, rollouts = rtc_demo.sweep(policies, delays=(0, 4), num_episodes=1, num_aligned=1,
                                                 progress=False, task="fork")
