@@ -141,3 +141,36 @@ def test_rules_catch_planted_violations():
     assert violations(g, RULES[1]) == ["pi0lite.fast.prompt imports pi0lite.toy.text"]
     assert violations(g, RULES[2]) == ["pi0lite.openpi.io imports pi0lite.course.viz"]
     assert violations(g, RULES[3]) == ["pi0lite.toy.train imports tools.nb.nbbuild"]
+
+
+def _documented_names(text: str) -> set[str]:
+    """Every backticked word of a markdown table row, split at '/' (``toy/``, ``checkpoint.py``, ``pi0lite/fast/``)."""
+    import re
+
+    names = set()
+    for cell in re.findall(r"`([^`]+)`", text):
+        names.update(part.removesuffix(".py") for part in cell.split("/") if part)
+    return names
+
+
+@pytest.mark.parametrize("doc, heading", [("CONTRIBUTING.md", "## Package map"), ("README.md", "## Layout")])
+def test_every_module_is_in_the_package_map(doc, heading):
+    """Each module of ``pi0lite/`` (except ``__init__``/``__main__``, private ``_x`` ones and the per-topic
+    submodules of ``course/checks`` and ``course/viz``) is named in the map, in its subpackage's row."""
+    text = (PACKAGE.parent / doc).read_text()
+    section = text[text.index(heading):].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first = line.split("|")[1]
+            sub = next((s for s in ("fast", "openpi", "toy", "sim", "course") if f"{s}/" in first), "")
+            rows[sub] = rows.get(sub, set()) | _documented_names(line)
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1].startswith("_") or parts[:2] in (("course", "checks"), ("course", "viz")):
+            continue
+        sub = parts[0] if len(parts) > 1 else ""
+        if parts[-1] not in rows.get(sub, set()):
+            missing.append("/".join(parts) + ".py")
+    assert not missing, f"{doc} ({heading}) does not name: {missing}"
