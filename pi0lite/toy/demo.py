@@ -111,7 +111,8 @@ def evaluate_all(args, out: pathlib.Path, names: list[str]) -> tuple[dict, dict,
         policy = Policy.load(out / name / "policy")
         t0 = time.perf_counter()
         metrics, main, tied = evaluate(policy_fn(policy), num_episodes=args.eval_episodes,
-                                       num_aligned=args.aligned, image_size=args.image_size)
+                                       num_aligned=args.aligned, image_size=args.image_size,
+                                       task=getattr(args, "task", "default"))
         metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
         metrics["train_seconds"] = round(policy.meta.get("train_seconds", float("nan")), 1)
         metrics["train_steps"] = policy.meta.get("train_steps")

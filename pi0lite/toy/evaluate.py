@@ -43,8 +43,12 @@ def policy_fn(policy) -> PolicyFn:
     return lambda obs, key: policy.infer(obs["image"], obs["state"], obs["instruction"], key)
 
 
-def rollout(fn: PolicyFn, scenes: toy.Scenes, key: jax.Array, *, execute: int = 8, image_size: int = 32) -> Rollouts:
-    """Run every scene to its end: predict a chunk, execute ``execute`` actions, replan."""
+def rollout(fn: PolicyFn, scenes: toy.Scenes, key: jax.Array, *, execute: int = 8, image_size: int = 32,
+            task: str = "default") -> Rollouts:
+    """Run every scene to its end: predict a chunk, execute ``execute`` actions, replan.
+
+    ``task`` (:data:`pi0lite.toy.expert.TASKS`) decides whose coin flips ``coin_flip`` reports: the
+    expert that made the policy's training data (the environment is the same for every task)."""
     env = toy.BatchedToyEnv(image_size)
     obs = env.reset(scenes)
     paths = [env.pos.copy()]
@@ -60,7 +64,7 @@ def rollout(fn: PolicyFn, scenes: toy.Scenes, key: jax.Array, *, execute: int = 
                 break
         obs = env.observe()
         replan += 1
-    coin = toy_expert.plan(scenes, np.random.default_rng(0)).coin_flip
+    coin = toy_expert.plan(scenes, np.random.default_rng(0), task).coin_flip
     return Rollouts(scenes=scenes, outcome=env.outcome.copy(), paths=np.stack(paths, 1), steps=env.t.copy(), coin_flip=coin)
 
 
@@ -107,14 +111,17 @@ def eval_scenes(num_episodes: int = 1000, num_aligned: int = 300, *, seed: int =
 
 
 def evaluate(fn: PolicyFn, *, num_episodes: int = 1000, num_aligned: int = 300, seed: int = EVAL_SEED,
-             execute: int = 8, image_size: int = 32, key: jax.Array | None = None) -> tuple[dict, Rollouts, Rollouts]:
+             execute: int = 8, image_size: int = 32, key: jax.Array | None = None,
+             task: str = "default") -> tuple[dict, Rollouts, Rollouts]:
     """Metrics on ``num_episodes`` canonical scenes plus ``aligned_success`` on the aligned ones.
 
     Both sets run in one batch (one compile of the policy); returns (metrics, canonical, aligned).
+    ``task`` names the expert whose coin-flip episodes ``coin_flip_success`` counts (see :func:`rollout`).
     """
     key = jax.random.key(seed) if key is None else key
     canonical, aligned = eval_scenes(num_episodes, num_aligned, seed=seed)
-    both = rollout(fn, toy.concat_scenes([canonical, aligned]), key, execute=execute, image_size=image_size)
+    both = rollout(fn, toy.concat_scenes([canonical, aligned]), key, execute=execute, image_size=image_size,
+                   task=task)
     main, tied = _split(both, num_episodes)
     metrics = summarize(main)
     if num_aligned:
