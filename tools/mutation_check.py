@@ -1,7 +1,7 @@
 """Mutation check: do the fast tests notice a flipped operator or constant in the core modules?
 
 Each mutant below replaces one snippet of ``masks.py``, ``flow.py``, ``attention.py`` /
-``gemma.py`` (attention, RoPE), ``norms.py`` or ``fast/tokenizer.py`` by a plausible bug. For
+``gemma.py`` (attention, RoPE), ``norms.py``, ``fast/quantise.py`` or ``fast/tokenizer.py`` by a plausible bug. For
 every mutant the script copies the package into a temporary directory, applies the mutation
 there (the working tree is never touched), runs the mutant's test files with ``pytest -x`` against the copy and records which test
 failed first. A mutant that no test kills is a hole in the suite: add a test.
@@ -91,10 +91,10 @@ MUTANTS = [
            "return jnp.where(mask[:, None, :, :], logits, -1.0)", GEMMA),
     Mutant("norms.py", "RMSNorm scale used as scale, not 1 + scale", "return (_normalise(x) * (1.0 + scale)).astype(x.dtype)",
            "return (_normalise(x) * scale).astype(x.dtype)", GEMMA),
-    # --- fast/tokenizer.py ------------------------------------------------------------------
-    Mutant("fast/tokenizer.py", "round half up instead of half to even", "return np.around(coeffs * scale).astype(np.int64)",
+    # --- fast/quantise.py, fast/tokenizer.py -----------------------------------------------
+    Mutant("fast/quantise.py", "round half up instead of half to even", "return np.around(coeffs * scale).astype(np.int64)",
            "return np.floor(coeffs * scale + 0.5).astype(np.int64)", FAST),
-    Mutant("fast/tokenizer.py", "DCT without orthonormal scaling", 'coeffs = scipy.fft.dct(np.asarray(actions, np.float64), type=2, axis=1, norm="ortho")',
+    Mutant("fast/quantise.py", "DCT without orthonormal scaling", 'coeffs = scipy.fft.dct(np.asarray(actions, np.float64), type=2, axis=1, norm="ortho")',
            'coeffs = scipy.fft.dct(np.asarray(actions, np.float64), type=2, axis=1, norm="forward")', FAST),
     Mutant("fast/tokenizer.py", "decode accepts one past the upper bound", "valid &= (lengths == n) & _segment_all((q >= lo) & (q <= hi), lengths)",
            "valid &= (lengths == n) & _segment_all((q >= lo) & (q <= hi + 1), lengths)", FAST),
@@ -102,7 +102,7 @@ MUTANTS = [
            "valid &= (lengths == n) & _segment_all((q >= lo - 1) & (q <= hi), lengths)", FAST),
     Mutant("fast/tokenizer.py", "decode accepts too long strings", "valid &= (lengths == n) & _segment_all",
            "valid &= (lengths >= n) & _segment_all", FAST),
-    Mutant("fast/tokenizer.py", "headroom one span narrower", "return max(self.max_token - self.min_token, 1)",
+    Mutant("fast/quantise.py", "headroom one span narrower", "return max(self.max_token - self.min_token, 1)",
            "return max(self.max_token - self.min_token - 1, 1)", FAST),
 ]
 
