@@ -32,6 +32,7 @@ def build() -> Notebook:
         import matplotlib.pyplot as plt
         import numpy as np
 
+        from pi0lite import compiled
         from pi0lite.course import checks, viz
         from pi0lite.params import count_params
         from pi0lite.toy import env as toy, fast_prompt
@@ -141,7 +142,8 @@ def build() -> Notebook:
         scenes, aligned_scenes = eval_scenes(8, 4)
         obs = toy.BatchedToyEnv().reset(scenes)
         fast_obs = fast_policy.observation(obs["image"], obs["state"], obs["instruction"])
-        generated = np.asarray(fast_policy.fast_part.generate(fast_policy.model, fast_obs, jax.random.key(0)))
+        generate = compiled.bind(fast_policy.model, fast_policy.fast_part.generate)  # jax.jit on the split model
+        generated = np.asarray(generate(fast_obs, jax.random.key(0)))
         for g in generated[:3].tolist():
             end = g.index(prompt.text.eos_id) + 1 if prompt.text.eos_id in g else len(g)
             print(" ".join(word(t) for t in g[:end]))
