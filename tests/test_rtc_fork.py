@@ -146,3 +146,14 @@ def test_evaluation_counts_the_coin_flips_of_the_policys_task():
     for task, tied in (("default", [11, 19, 36, 38]), ("fork", [19, 36, 38])):
         metrics, main, _ = evaluate(still, num_episodes=40, num_aligned=0, task=task)
         assert main.coin_flip.nonzero()[0].tolist() == tied and metrics["coin_flip_episodes"] == len(tied)
+
+
+def test_ablation_with_a_fork_policy_is_refused_with_a_clear_message(tmp_path, capsys):
+    from pi0lite.toy import demo
+
+    with pytest.raises(SystemExit):
+        demo.main(["--policies", "pi0_fork", "--ablation", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert "one run trains on one task" in err and "pi0_noaux: default" in err and "--ablation" in err
+    assert "None" not in err  # the old message said "--task None does not match"
+    assert not (tmp_path / "run").exists()  # refused before anything was written

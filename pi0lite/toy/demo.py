@@ -230,9 +230,12 @@ def main(argv=None) -> dict:
         args.jobs.append(JOBS["pi0_noaux"])
     if not args.rtc:
         tasks = {j.task for j in args.jobs}
-        if len(tasks) > 1 or (args.task is not None and {args.task} != tasks):
-            p.error(f"--task {args.task} does not match the policies' training task(s) "
-                    + ", ".join(f"{j.name}: {j.task}" for j in args.jobs))
+        per_job = ", ".join(f"{j.name}: {j.task}" for j in args.jobs)
+        if len(tasks) > 1:
+            p.error(f"one run trains on one task, but these policies need {len(tasks)} ({per_job}); "
+                    "run them separately" + (" (--ablation adds pi0_noaux, a default-task policy)" if args.ablation else ""))
+        if args.task is not None and {args.task} != tasks:
+            p.error(f"--task {args.task} does not match the policies' training task ({per_job})")
         args.task = tasks.pop()
     from pi0lite.toy.files import DirectoryInUse, RunLock
 
