@@ -119,8 +119,12 @@ def ki_loss(
     fast_weight: float = 1.0,
     noise: Float[ArrayLike, "b a j"] | None = None,
     time: Float[ArrayLike, "b"] | None = None,
+    return_prefix_out: bool = False,
 ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
     """KI loss ``fast_weight · fast + flow`` and its parts ``{"flow": ..., "fast": ...}``.
+
+    ``return_prefix_out=True`` adds ``"prefix_out"``, the VLM's output at the prefix tokens
+    ``[b, p, d]`` of the same pass (for a VLM-side head such as the toy's grounding head).
 
     ``fast_tokens`` are model vocabulary ids (e.g. pi0lite's FAST ids mapped by
     :func:`pi0lite.fast.prompt.fast_to_vocab`), ``fast_mask`` marks the real ones (right-padded).
@@ -165,7 +169,10 @@ def ki_loss(
     x_t = flow.interpolate(noise, actions, time)
     v_t = model.velocity_cached(obs, cache, prefix_mask, x_t, time)
     flow_loss = jnp.mean(jnp.square(v_t - flow.target_velocity(noise, actions)))
-    return fast_weight * fast + flow_loss, {"flow": flow_loss, "fast": fast}
+    parts = {"flow": flow_loss, "fast": fast}
+    if return_prefix_out:
+        parts["prefix_out"] = vlm_out[:, :p]
+    return fast_weight * fast + flow_loss, parts
 
 
 def part_grad_norms(

@@ -8,7 +8,6 @@ import functools
 import json
 
 import numpy as np
-import pytest
 
 from pi0lite.config import TINY, GemmaConfig
 from pi0lite.prompt import pi05_prompt, tokenize_pi05
@@ -75,9 +74,36 @@ def test_training_tokens_equal_tokenize_pi05_and_fast_targets_decode():
     assert np.abs(decoded - actions).max() < 0.1  # FAST's rounding at scale 10
 
 
-def test_ki_train_config_refuses_a_grounding_head():
-    with pytest.raises(ValueError, match="aux_weight must be 0"):
-        TrainConfig(mode="ki", aux_weight=1.0)
+def test_ki_prefix_out_equals_the_prefix_of_pi0s_own_pass_and_feeds_the_grounding_head():
+    """``return_prefix_out``: the VLM's prefix output in the KI pass (prefix + FAST tokens) equals the
+    prefix output of ``Pi0.compute_loss``'s pass (prefix + suffix): the prefix sees neither. With
+    ``aux_weight > 0`` the toy's KI objective adds the grounding loss on it."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from pi0lite.ki import ki_loss
+    from pi0lite.toy.grounding import aux_loss
+    from pi0lite.toy.train import Trainable, batch_observation, flow_loss, loss_fn
+
+    _, _, (config, _, _, _, arrays) = setup()
+    batch = {k: jnp.asarray(v[:3]) for k, v in arrays.items()}
+    trainable = Trainable(config, rngs=nnx.Rngs(1))
+    obs = batch_observation(batch, config.image_keys[0])
+    key = jax.random.key(2)
+    _, parts = ki_loss(trainable.pi0, key, obs, batch["actions"], batch["fast_tokens"], batch["fast_mask"],
+                       return_prefix_out=True)
+    _, reference = flow_loss(trainable.pi0, key, obs, batch["actions"])
+    valid = np.concatenate([np.ones((3, config.num_image_tokens), bool), np.asarray(batch["token_mask"])], 1)
+    np.testing.assert_allclose(np.asarray(parts["prefix_out"])[valid], np.asarray(reference)[valid], atol=1e-5)
+    assert "prefix_out" not in ki_loss(trainable.pi0, key, obs, batch["actions"], batch["fast_tokens"],
+                                       batch["fast_mask"])[1]
+    with_aux, _ = loss_fn(trainable, batch, key, mode="ki", aux_weight=0.5)
+    without, _ = loss_fn(trainable, batch, key, mode="ki", aux_weight=0.0)
+    token = config.num_image_tokens + batch["aux_pos"]
+    grounding = aux_loss(trainable.aux(reference, token), batch["aux_target"])
+    assert float(grounding) > 0
+    np.testing.assert_allclose(float(with_aux - without), 0.5 * float(grounding), rtol=1e-4)
 
 
 CFG = TrainConfig(mode="ki", steps=4, batch_size=4, warmup_steps=1, aux_weight=0.0)

@@ -13,8 +13,9 @@
   (per example a delay d ≤ ``rtc_max_delay``; the first d action tokens clean and out of the loss).
 * ``mode="ki"``: pi0.5 with knowledge insulation, :func:`pi0lite.ki.ki_loss` on the batch's
   ``fast_tokens`` / ``fast_mask`` (``insulate`` and ``fast_weight`` from the config; the recorded
-  "loss" column is the flow term, the "aux" column the FAST cross-entropy; no grounding head:
-  ``aux_weight`` must be 0).
+  "loss" column is the flow term, the "aux" column the FAST cross-entropy). ``aux_weight > 0`` adds
+  the grounding head on the VLM's prefix output too (``pi05_ki_aux``: a VLM-side co-training
+  objective beside the FAST loss; its loss is in the total, not in the recorded columns).
 * ``aux_weight > 0`` adds the grounding loss of :class:`pi0lite.toy.grounding.AuxHead` (a stand-in for VLM
   pretraining; see that module). ``aux_weight=0`` is the documented ablation.
 * Checkpoints (``ckpt_dir/train_state.npz``, written atomically; :mod:`pi0lite.toy.checkpoint`, its
@@ -80,9 +81,6 @@ class TrainConfig:
                              f"{self.rtc_max_delay} with mode={self.mode!r}")
         if self.steps <= 0 or self.batch_size <= 0:
             raise ValueError(f"TrainConfig.steps and batch_size must be positive, got {self.steps}, {self.batch_size}")
-        if self.mode == "ki" and self.aux_weight != 0:
-            raise ValueError(f"TrainConfig: mode 'ki' has no grounding head (the FAST loss teaches the VLM); "
-                             f"aux_weight must be 0, got {self.aux_weight}")
 
 
 class Trainable(nnx.Module):
@@ -152,8 +150,12 @@ def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux
     actions = batch["actions"]  # [b, h, d], normalised and padded
     if mode == "ki":
         _, parts = ki_loss(model, key, obs, actions, batch["fast_tokens"], batch["fast_mask"],
-                           insulate=insulate, fast_weight=fast_weight)
-        return parts["flow"] + fast_weight * parts["fast"], {"loss": parts["flow"], "aux": parts["fast"]}
+                           insulate=insulate, fast_weight=fast_weight, return_prefix_out=aux_weight > 0)
+        total = parts["flow"] + fast_weight * parts["fast"]
+        if aux_weight > 0:  # the grounding head on the VLM's output, beside the FAST loss
+            token = model.config.num_image_tokens + batch["aux_pos"]
+            total = total + aux_weight * aux_loss(trainable.aux(parts["prefix_out"], token), batch["aux_target"])
+        return total, {"loss": parts["flow"], "aux": parts["fast"]}
     if mode == "flow" and rtc_max_delay:
         main, prefix_out = delayed_flow_loss(model, key, obs, actions, rtc_max_delay)
     elif mode == "flow":
