@@ -61,7 +61,6 @@ def test_evaluation_defaults_are_large_enough(tmp_path, monkeypatch):
 def no_work(monkeypatch):
     """Stub out data, training and evaluation: only the run-directory logic runs."""
     calls = []
-    monkeypatch.setattr(demo, "build_data", lambda args, out: calls.append("data"))
     monkeypatch.setattr(demo, "launch", lambda args, out, jobs: calls.append("train"))
     fake = {"success": 1.0, "success_ci95": [0.5, 1.0], "train_seconds": 1.0}
     monkeypatch.setattr(demo, "evaluate_all", lambda args, out, names: ({n: dict(fake) for n in names}, {}, {}))
@@ -98,11 +97,11 @@ HOLDER = textwrap.dedent("""
     import sys, time
     from pi0lite.toy import demo
 
-    def slow_data(args, out):
-        print("building", flush=True)
+    def slow_launch(args, out, jobs):
+        print("training", flush=True)
         time.sleep(600)  # the test kills us here
 
-    demo.build_data = slow_data
+    demo.launch = slow_launch
     demo.main(["--out", {out!r}, "--steps", "3"])
 """)
 
@@ -111,7 +110,7 @@ def test_second_demo_into_one_directory_stops_at_once(tmp_path, no_work):
     """Before: both ran and one died late (FileNotFoundError on data.npz)."""
     holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(out=str(tmp_path))], stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "building"
+        assert holder.stdout.readline().strip().startswith("training")
         with pytest.raises(SystemExit, match=f"directory in use by pid {holder.pid}"):
             demo.main(["--out", str(tmp_path), "--steps", "3"])
         assert no_work == []  # stopped before any work
@@ -119,7 +118,7 @@ def test_second_demo_into_one_directory_stops_at_once(tmp_path, no_work):
         holder.kill()
         holder.wait(timeout=60)
     demo.main(["--out", str(tmp_path), "--steps", "3"])  # the lock died with the process
-    assert no_work == ["data", "train", "draw"]
+    assert no_work == ["train", "draw"]
 
 
 # --- figures for any counts ---------------------------------------------------------------------
@@ -197,7 +196,8 @@ def test_launch_without_affinity_and_without_bogus_xla_flag(tmp_path, monkeypatc
             return 0
 
     monkeypatch.setattr(demo.subprocess, "Popen", FakePopen)
-    args = types.SimpleNamespace(sequential=False, steps=3, seed=0, batch_size=4, image_size=32, no_aux=False)
+    args = types.SimpleNamespace(sequential=False, steps=3, seed=0, batch_size=4, image_size=32, no_aux=False,
+                                 episodes=4, eval_episodes=0, aligned=0)
     jobs = [JOBS["pi0"], JOBS["mse"]]
     demo.launch(args, tmp_path, jobs)
     for _, env, _ in started:
@@ -250,7 +250,12 @@ def test_job_command_and_no_aux_scaling():
     args = dict(zip(cmd[2::2], cmd[3::2]))
     assert cmd[:2] == ["-m", "pi0lite.toy.demo_worker"]
     assert args == {"--out": "o", "--mode": "flow", "--name": "pi0", "--steps": "7", "--seed": "3",
-                    "--batch-size": "8", "--aux-weight": "1.0", "--image-size": "32", "--position": "1"}
+                    "--batch-size": "8", "--aux-weight": "1.0", "--image-size": "32", "--position": "1",
+                    "--episodes": "2500", "--task": "default", "--eval-episodes": "0", "--aligned": "300"}
+    evaluating = JOBS["pi0_fork"].command(out="o", steps=7, seed=3, batch_size=8, image_size=32, position=1,
+                                          episodes=40, eval_episodes=1000, aligned=300)
+    args = dict(zip(evaluating[2::2], evaluating[3::2]))
+    assert (args["--episodes"], args["--task"], args["--eval-episodes"]) == ("40", "fork", "1000")
     noaux = JOBS["pi0"].command(out="o", steps=7, seed=3, batch_size=8, image_size=32, position=1, aux_scale=0.0)
     assert noaux[noaux.index("--aux-weight") + 1] == "0.0"
     ablation = JOBS["pi0_noaux"].command(out="o", steps=1, seed=0, batch_size=1, image_size=32, position=0)

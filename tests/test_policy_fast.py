@@ -131,9 +131,16 @@ def test_demo_job_trains_ships_and_reports_invalid_decodes(tmp_path, monkeypatch
     cmd = job.command(out=str(out), steps=2, seed=0, batch_size=4, image_size=32, position=0)
     assert cmd[:2] == ["-m", "pi0lite.toy.fast_job"]
     fast_job.main(cmd[2:])
-    results, _, _ = demo.evaluate_all(types.SimpleNamespace(eval_episodes=3, aligned=0, image_size=32), out, [job.name])
+    how = types.SimpleNamespace(eval_episodes=3, aligned=0, image_size=32)
+    results, _, _ = demo.evaluate_all(how, out, [job.name])  # evaluated here: the job did not
     m = results[job.name]
     assert m["train_steps"] == 2 and m["decoded_chunks"] > 0 and 0.0 <= m["invalid_decode_rate"] <= 1.0
+    assert not (out / job.name / "eval.json").exists()
+    fast_job.main(cmd[2:] + ["--eval-episodes", "3", "--aligned", "0"])  # resumes (nothing to train), evaluates
+    by_job, _, _ = demo.evaluate_all(how, out, [job.name])
+    assert (out / job.name / "eval.json").exists()
+    assert {k: v for k, v in by_job[job.name].items() if k != "eval_seconds"} == \
+        {k: v for k, v in m.items() if k != "eval_seconds"}
     (out / "results.json").write_text(json.dumps({"policies": results}))
     assets = tmp_path / "assets"
     monkeypatch.setattr(policy_mod, "ASSETS", assets)

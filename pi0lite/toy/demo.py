@@ -70,7 +70,8 @@ def launch(args, out: pathlib.Path, jobs: list[Job]) -> None:
         for i, job in enumerate(batch):
             cmd = [sys.executable, *job.command(out=str(out), steps=args.steps, seed=args.seed,
                                                 batch_size=args.batch_size, image_size=args.image_size, position=i,
-                                                aux_scale=0.0 if args.no_aux else 1.0)]
+                                                aux_scale=0.0 if args.no_aux else 1.0, episodes=args.episodes,
+                                                eval_episodes=args.eval_episodes, aligned=args.aligned)]
             if getattr(args, "curve_every", 0):
                 cmd += ["--curve-every", str(args.curve_every), "--curve-episodes", str(args.curve_episodes)]
             env = dict(os.environ)
@@ -83,48 +84,32 @@ def launch(args, out: pathlib.Path, jobs: list[Job]) -> None:
                 raise SystemExit(f"training {name} failed (exit {proc.returncode})")
 
 
-def build_data(args, out: pathlib.Path) -> None:
-    from pi0lite.toy import normalize
-    from pi0lite.toy.data import build_dataset, save_dataset
-    from pi0lite.toy import env as toy
-    from pi0lite.toy.text import WordTokenizer
-
-    ds = build_dataset(args.episodes, seed=args.seed, image_size=args.image_size,
-                       task=getattr(args, "task", "default"))
-    save_dataset(ds, out / "data.npz")
-    WordTokenizer.from_texts([toy.instruction(c) for c in range(3)]).save(out / "tokenizer.json")
-    stats = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
-    normalize.save_stats(stats, out / "norm_stats.json")
-    print(f"data ({getattr(args, 'task', 'default')} task): {args.episodes} episodes, {len(ds)} chunks, "
-          f"{ds.coin_flip.mean():.0%} coin-flip episodes")
-
-
 def evaluate_all(args, out: pathlib.Path, names: list[str]) -> tuple[dict, dict, dict]:
-    """``(metrics, rollouts, loss histories)`` per job name; ``rollouts[name] = (policy, canonical, aligned)``."""
+    """``(metrics, rollouts, loss histories)`` per job name; ``rollouts[name] = (policy, canonical, aligned)``.
+
+    Uses each job's own evaluation (:mod:`pi0lite.toy.job_eval`, run by the worker right after
+    training) when it matches these settings and the saved policy; evaluates here otherwise."""
     import numpy as np
 
-    from pi0lite.toy.evaluate import evaluate, policy_fn
+    from pi0lite.toy import job_eval
     from pi0lite.toy.policy import Policy
 
     results, rollouts = {}, {}
+    task = getattr(args, "task", "default")
     for name in names:
         policy = Policy.load(out / name / "policy")
-        t0 = time.perf_counter()
-        metrics, main, tied = evaluate(policy_fn(policy), num_episodes=args.eval_episodes,
-                                       num_aligned=args.aligned, image_size=args.image_size,
-                                       task=getattr(args, "task", "default"))
-        metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
+        how = dict(num_episodes=args.eval_episodes, num_aligned=args.aligned, image_size=args.image_size, task=task)
+        found = job_eval.load(out / name, **how)
+        metrics, main, tied = found if found is not None else job_eval.measure(policy, **how)
         metrics["train_seconds"] = round(policy.meta.get("train_seconds", float("nan")), 1)
         metrics["train_steps"] = policy.meta.get("train_steps")
         curve = out / name / "curve.json"
         if curve.exists():  # --curve-every: success during training and the first step at >= 80 %
             metrics["curve"] = json.loads(curve.read_text())
             metrics["steps_to_80"] = metrics["curve"]["steps_to_80"]
-        if policy.fast_part is not None:  # pi0-FAST: chunks whose tokens did not decode (held still)
-            part = policy.fast_part
-            metrics["invalid_decode_rate"], metrics["decoded_chunks"] = part.invalid / max(part.chunks, 1), part.chunks
         results[name], rollouts[name] = metrics, (policy, main, tied)
-        print(f"evaluated {name} in {metrics['eval_seconds']:.0f} s", flush=True)
+        where = "by its training job" if found is not None else "here"
+        print(f"evaluated {name} in {metrics['eval_seconds']:.0f} s ({where})", flush=True)
     histories = {n: np.load(out / n / "history.npy") for n in names}
     return results, rollouts, histories
 
@@ -258,13 +243,11 @@ def main(argv=None) -> dict:
 def run(args, out: pathlib.Path) -> dict:
     t0 = time.perf_counter()
     check_run(args, out)
-    build_data(args, out)
     jobs = args.jobs
-    print(f"training {len(jobs)} policies ({', '.join(j.name for j in jobs)}) for {args.steps} steps each ...",
-          flush=True)
+    print(f"training {len(jobs)} policies ({', '.join(j.name for j in jobs)}) for {args.steps} steps each, "
+          f"each job building its data ({args.episodes} episodes) and evaluating its policy ...", flush=True)
     launch(args, out, jobs)
-    (out / "data.npz").unlink(missing_ok=True)  # ~450 MB; rebuilt in seconds from the seed
-    print("evaluating ...", flush=True)
+    (out / "data.npz").unlink(missing_ok=True)  # ~450 MB, if an earlier version of the demo left one
     results, rollouts, histories = evaluate_all(args, out, [job.name for job in jobs])
     total = time.perf_counter() - t0
     summary = {"policies": results, "total_seconds": round(total, 1), "steps": args.steps, "seed": args.seed,

@@ -1,10 +1,13 @@
 """One training job of ``make demo`` (run as its own process, one per core).
 
-``python -m pi0lite.toy.demo_worker --out DIR --mode flow|mse --steps N ...`` reads ``DIR/data.npz``,
-``DIR/tokenizer.json`` and ``DIR/norm_stats.json`` written by :mod:`pi0lite.toy.demo`, trains with
-checkpoints in ``DIR/<name>/ckpt`` (so an interrupted demo resumes where it stopped; a checkpoint of
-other settings is refused by :func:`pi0lite.toy.train.train`, never deleted) and writes the policy
-to ``DIR/<name>/policy`` and the loss history to ``DIR/<name>/history.npy``, each atomically.
+``python -m pi0lite.toy.demo_worker --out DIR --mode flow|mse --steps N ...`` builds the expert
+data itself (:func:`prepare`: ``--episodes`` episodes of ``--task`` from ``--seed``, the same bytes in
+every job; ``DIR/data.npz`` is used instead when present), the tokenizer and the normalisation
+stats, trains with checkpoints in ``DIR/<name>/ckpt`` (so an interrupted demo resumes where it
+stopped; a checkpoint of other settings is refused by :func:`pi0lite.toy.train.train`, never
+deleted), writes the policy to ``DIR/<name>/policy`` and the loss history to
+``DIR/<name>/history.npy``, each atomically, and with ``--eval-episodes N`` evaluates the policy
+on this core (:mod:`pi0lite.toy.job_eval`: ``DIR/<name>/eval.json`` and ``rollouts.npz``).
 
 ``--mode ki`` trains pi0.5 with knowledge insulation (:mod:`pi0lite.toy.pi05`: quantile stats,
 discrete-state prompt, FAST targets; ``--no-insulate`` is the ablation without the stop-gradient).
@@ -31,6 +34,26 @@ def model_config(image_size: int):
     if image_size == 64:
         return TINY.replace(vision=dataclasses.replace(TINY.vision, image_size=64, patch_size=16))
     raise ValueError(f"image_size must be 32 or 64, got {image_size}")
+
+
+def prepare(out: pathlib.Path, *, episodes: int, seed: int, image_size: int, task: str, announce: bool = False):
+    """``(dataset, tokenizer, norm_stats)`` of the demo's training data, built in this process.
+
+    Building is seeded (the same arguments give the same bytes in every job) and takes about as
+    long as loading a saved copy, so no ~450 MB ``data.npz`` is written; one found in ``out``
+    (a hand-made dataset) is used instead."""
+    from pi0lite.toy import env as toy, normalize
+    from pi0lite.toy.data import build_dataset, load_dataset
+    from pi0lite.toy.text import WordTokenizer
+
+    saved = out / "data.npz"
+    ds = load_dataset(saved) if saved.exists() else build_dataset(episodes, seed=seed, image_size=image_size, task=task)
+    if announce:
+        print(f"data ({task} task): {len(ds.scenes)} episodes, {len(ds)} chunks, "
+              f"{ds.coin_flip.mean():.0%} coin-flip episodes", flush=True)
+    tokenizer = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
+    stats = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    return ds, tokenizer, stats
 
 
 def save_job_record(job: pathlib.Path, history, seconds: float, steps: int) -> float:
@@ -71,13 +94,15 @@ def main(argv=None) -> None:
     p.add_argument("--fast-scale", type=float, default=10.0, help="mode ki: FAST's DCT coefficient scale")
     p.add_argument("--curve-every", type=int, default=0, help="evaluate every N steps (0: never)")
     p.add_argument("--curve-episodes", type=int, default=100)
+    p.add_argument("--episodes", type=int, default=2500, help="expert episodes of the training data")
+    p.add_argument("--task", default="default", help="the expert variant (pi0lite.toy.expert.TASKS)")
+    p.add_argument("--eval-episodes", type=int, default=0,
+                   help="after training, evaluate on this many canonical scenes plus --aligned (0: not here)")
+    p.add_argument("--aligned", type=int, default=300, help="aligned scenes of that evaluation")
     args = p.parse_args(argv)
 
-
-    from pi0lite.toy.data import load_dataset, training_arrays
-    from pi0lite.toy.normalize import load_stats
+    from pi0lite.toy.data import training_arrays
     from pi0lite.toy.policy import Policy
-    from pi0lite.toy.text import WordTokenizer
     from pi0lite.toy.train import TrainConfig, train
 
     out = pathlib.Path(args.out)
@@ -87,16 +112,15 @@ def main(argv=None) -> None:
                        seed=args.seed, rtc_max_delay=args.rtc_max_delay, insulate=not args.no_insulate,
                        fast_weight=args.fast_weight)
     ckpt = job / "ckpt"
-    dataset = load_dataset(out / "data.npz")
+    dataset, tokenizer, norm = prepare(out, episodes=args.episodes, seed=args.seed, image_size=args.image_size,
+                                       task=args.task, announce=args.position == 0)
     if args.mode == "ki":
         from pi0lite.toy.pi05 import KIConfig, ki_setup
 
         ki = KIConfig(fast_scale=args.fast_scale)
-        cfg, tokenizer, norm, fast_prompt, arrays = ki_setup(cfg, dataset, load_stats(out / "norm_stats.json"), ki)
+        cfg, tokenizer, norm, fast_prompt, arrays = ki_setup(cfg, dataset, norm, ki)
         fast_prompt.fast.save(job / "fast_tokenizer")
     else:
-        tokenizer = WordTokenizer.load(out / "tokenizer.json")
-        norm = load_stats(out / "norm_stats.json")
         arrays = training_arrays(dataset, tokenizer, norm, max_token_len=cfg.max_token_len, action_dim=cfg.action_dim)
     del dataset
     policy_mode = "flow" if args.mode == "ki" else args.mode  # KI's policy samples by flow matching
@@ -119,6 +143,13 @@ def main(argv=None) -> None:
         meta.update(knowledge_insulation=True, insulate=not args.no_insulate, fast_weight=args.fast_weight,
                     fast_scale=args.fast_scale)
     Policy(result.trainable.pi0, norm, tokenizer, mode=policy_mode, meta=meta).save(job / "policy")
+    del result
+    if args.eval_episodes:
+        from pi0lite.toy import job_eval
+
+        m = job_eval.run(job, num_episodes=args.eval_episodes, num_aligned=args.aligned, image_size=args.image_size,
+                         task=args.task)
+        print(f"evaluated {args.name or args.mode} in {m['eval_seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--aux-weight", type=float, default=1.0)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
+    p.add_argument("--task", choices=["default"], default="default", help="(the demo's worker interface)")
+    p.add_argument("--eval-episodes", type=int, default=0,
+                   help="after training, evaluate on this many canonical scenes plus --aligned (0: not here)")
+    p.add_argument("--aligned", type=int, default=300)
     return p.parse_args(argv)
 
 
@@ -87,6 +91,12 @@ def main(argv=None) -> None:
     print(f"pi0-FAST data: {prepared['chunks']} chunks, FAST tokens per chunk mean {lengths.mean():.2f}, "
           f"max {lengths.max()}", flush=True)
     train_and_save(args, prepared)
+    if args.eval_episodes:
+        from pi0lite.toy import job_eval
+
+        m = job_eval.run(prepared["job"], num_episodes=args.eval_episodes, num_aligned=args.aligned,
+                         image_size=args.image_size, task=args.task)
+        print(f"evaluated {args.name} in {m['eval_seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ it (``pi0lite/assets/<asset>``), and what it is (``help``). The demo trains the 
 one per core, evaluates every one the same way and reports each under ``results.json``'s
 ``policies.<name>``.
 
-To add a policy: write its training mode (usually in :mod:`pi0lite.toy.demo_worker`, which reads
-``--out/data.npz``, the tokenizer and the normalisation stats and writes ``<name>/policy`` with
+To add a policy: write its training mode (usually in :mod:`pi0lite.toy.demo_worker`, which builds
+the training data from the seed and writes ``<name>/policy`` with
 :meth:`pi0lite.toy.policy.Policy.save`), then register a :class:`Job` here. Every
 registered policy must load with :meth:`~pi0lite.toy.policy.Policy.load`, because the demo
 evaluates it through :func:`pi0lite.toy.evaluate.policy_fn`.
@@ -32,12 +32,14 @@ class Job:
     help: str = ""
 
     def command(self, *, out: str, steps: int, seed: int, batch_size: int, image_size: int, position: int,
-                aux_scale: float = 1.0) -> list[str]:
-        """The worker's argument list (without the interpreter). ``aux_scale=0`` is ``--no-aux``."""
+                aux_scale: float = 1.0, episodes: int = 2500, eval_episodes: int = 0, aligned: int = 300) -> list[str]:
+        """The worker's argument list (without the interpreter). ``aux_scale=0`` is ``--no-aux``;
+        ``eval_episodes > 0`` has the worker evaluate its policy after training (on its own core)."""
         return ["-m", self.worker, "--out", out, "--mode", self.mode, "--name", self.name, "--steps", str(steps),
                 "--seed", str(seed), "--batch-size", str(batch_size), "--aux-weight",
                 str(self.aux_weight * aux_scale), "--image-size", str(image_size), "--position", str(position),
-                *self.extra_args]
+                "--episodes", str(episodes), "--task", self.task, "--eval-episodes", str(eval_episodes),
+                "--aligned", str(aligned), *self.extra_args]
 
 
 JOBS: dict[str, Job] = {}
