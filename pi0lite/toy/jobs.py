@@ -67,12 +67,13 @@ register(Job(name="pi0_fork", mode="flow", asset="toy_policy_fork", task="fork",
              help="pi0 on the 'fork' task (faster expert, side decided late; the real-time chunking variant)"))
 register(Job(name="pi0_rtc_fork", mode="flow", asset="toy_policy_rtc_fork", task="fork", extra_args=("--rtc-max-delay", "4"),
              help="pi0_rtc on the 'fork' task (training-time real-time chunking, delays 0..4)"))
-register(Job(name="pi05_ki", mode="ki", aux_weight=0.0, asset="toy_policy_pi05_ki",
+register(Job(name="pi05_ki", mode="ki", aux_weight=0.0,
              help="pi0.5 + knowledge insulation (FAST loss on the VLM, stop-gradient), no grounding head"))
 register(Job(name="pi05_noki", mode="ki", aux_weight=0.0, extra_args=("--no-insulate",),
              help="pi0.5 with both losses but no stop-gradient (isolates the insulation)"))
-register(Job(name="pi05_ki_aux", mode="ki", aux_weight=1.0,
-             help="pi05_ki plus the grounding head on the VLM (fix 1: a VLM-side co-training objective)"))
+register(Job(name="pi05_ki_aux", mode="ki", aux_weight=1.0, asset="toy_policy_pi05_ki",
+             help="pi05_ki plus the grounding head on the VLM (fix 1: a VLM-side co-training objective; "
+                  "the shipped KI policy)"))
 register(Job(name="pi05_ki_fine", mode="ki", aux_weight=0.0, extra_args=("--fast-scale", "20"),
              help="pi05_ki with FAST scale 20 instead of 10 (fix 2: finer action tokens, 6.3 instead of 4.7 a chunk)"))
 
