@@ -3,7 +3,7 @@
     python tools/seed_table.py outputs/seed0/results.json outputs/seed1/results.json outputs/seed2/results.json \
         [--policy pi0] [--json pi0lite/assets/toy_results_seeds.json]
 
-Each file is a ``results.json`` written by ``python -m pi0lite.demo --seed S``. Prints one
+Each file is a ``results.json`` written by ``python -m pi0lite.demo --seed S --steps 5000``. Prints one
 Markdown row per rate (mean ± sample standard deviation over the seeds, and the per-seed values)
 and writes the per-seed metrics with the summary as JSON.
 """

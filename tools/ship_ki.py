@@ -3,8 +3,8 @@
     python tools/ship_ki.py --compare outputs/ki --fixes outputs/ki_fix
 
 ``--compare`` is the four-run comparison (``python -m pi0lite.demo --out outputs/ki --policies
-pi05_ki,pi05_noki,pi0,pi0_noaux --curve-every 500``), ``--fixes`` the run of the two fixes tried
-(``--out outputs/ki_fix --policies pi05_ki_aux,pi05_ki_fine --curve-every 500``). Writes
+pi05_ki,pi05_noki,pi0,pi0_noaux --curve-every 500 --steps 5000``), ``--fixes`` the run of the two fixes
+tried (``--out outputs/ki_fix --policies pi05_ki_aux,pi05_ki_fine --curve-every 500 --steps 5000``). Writes
 ``pi0lite/assets/toy_results_ki.json`` (``policies`` of both runs, each run's settings and total
 time under ``runs``) and copies the best KI policy, ``pi05_ki_aux`` (KI plus the grounding head),
 into ``pi0lite/assets/toy_policy_pi05_ki`` (atomically, as ``python -m pi0lite.demo --ship`` does).

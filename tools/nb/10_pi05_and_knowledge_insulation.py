@@ -412,7 +412,7 @@ def build() -> Notebook:
         VLM-side objective mostly goes to a wrong square. In KI the FAST loss is such an
         objective: to predict the chunk's tokens the VLM must read the colour word.
 
-        `python -m pi0lite.demo --policies pi0,pi0_noaux,pi05_ki,pi05_noki --curve-every 500`
+        `python -m pi0lite.demo --policies pi0,pi0_noaux,pi05_ki,pi05_noki --curve-every 500 --steps 5000`
         trains four policies on the same data for the same number of steps, evaluating
         closed-loop success every 500 steps: pi0 with the grounding head (the shipped policy),
         pi0 without it, pi0.5 + KI (no grounding head), and pi0.5 with both losses but no
