@@ -27,8 +27,3 @@ check it); ``*lead`` stands for any leading axes.
 """
 
 __version__ = "0.1.0"
-
-from pi0lite import malloc as _malloc
-
-#: Whether freed memory is kept for reuse in this process (:mod:`pi0lite.malloc`: fewer page faults).
-KEEP_FREED_MEMORY = _malloc.apply_default()

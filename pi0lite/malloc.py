@@ -13,11 +13,19 @@ identical (only where the memory comes from changes).
 thread's own arena is capped at 64 MB, so a 60 MB buffer there is ``mmap``-ed whatever the
 threshold), raises the ``mmap`` threshold to 1 GiB (blocks below it come from the heap, which is
 reused) and the trim threshold to 2 GiB (freed heap is kept for the next call). With only the two
-thresholds, one run in three still took 9,200 faults per step; with all three, 0 in every run. The
+thresholds, one run in three still took 9,200 faults per step; with all three, 0 in most processes
+— in about one in six (``tests/test_malloc.py``'s 64 MB buffer) glibc still maps the buffer afresh
+on every call, for a reason not found (the process's address-space layout differs per run). The
 cost: the process keeps its peak heap instead of returning it to the system (call
 :func:`release_freed_memory` to hand it back, as the benchmarks do before measuring RSS).
-``import pi0lite`` applies it once on Linux with glibc; ``PI0LITE_KEEP_FREED_MEMORY=0`` turns it off.
-On other C libraries (macOS, musl) both functions do nothing and return False.
+The training jobs apply it at their start (:func:`apply_default`: the demo's workers
+``pi0lite.toy.demo_worker`` and ``fast_job``, one pinned core each), before JAX runs anything;
+``PI0LITE_KEEP_FREED_MEMORY=0`` turns it off. It is **not** applied on ``import pi0lite``: with
+both cores working on one call the single heap costs more than the faults it saves (measured
+with ``benchmarks/bench_pi0.py`` on the idle machine, settings on / off in the same process
+layout: ``OPENPI_DUMMY`` cached sampling 216 / 164 ms, ``TINY`` train step 9.9 / 5.9 ms; only the
+``OPENPI_DUMMY`` train step gained, 391 / 482 ms). On other C libraries (macOS, musl) both
+functions do nothing and return False.
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ def release_freed_memory() -> bool:
 
 
 def apply_default() -> bool:
-    """What ``import pi0lite`` runs: :func:`keep_freed_memory` unless ``PI0LITE_KEEP_FREED_MEMORY=0``."""
+    """What the training jobs run first: :func:`keep_freed_memory` unless ``PI0LITE_KEEP_FREED_MEMORY=0``."""
     if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     return keep_freed_memory()

@@ -100,6 +100,9 @@ def main(argv=None) -> None:
                    help="after training, evaluate on this many canonical scenes plus --aligned (0: not here)")
     p.add_argument("--aligned", type=int, default=300, help="aligned scenes of that evaluation")
     args = p.parse_args(argv)
+    from pi0lite import malloc
+
+    malloc.apply_default()  # before JAX runs: no page faults per step (pi0lite.malloc)
 
     from pi0lite.toy.data import training_arrays
     from pi0lite.toy.policy import Policy

@@ -86,6 +86,9 @@ def train_and_save(args, prepared: dict) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from pi0lite import malloc
+
+    malloc.apply_default()  # before JAX runs: no page faults per step (pi0lite.malloc)
     prepared = prepare(args)
     lengths = prepared["lengths"]
     print(f"pi0-FAST data: {prepared['chunks']} chunks, FAST tokens per chunk mean {lengths.mean():.2f}, "
