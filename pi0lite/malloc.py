@@ -53,7 +53,7 @@ def _glibc():
 
 
 def keep_freed_memory() -> bool:
-    """Apply the two glibc settings (see the module docstring); True if both were accepted."""
+    """Apply the three glibc settings (see the module docstring); True if all were accepted."""
     libc = _glibc()
     if libc is None:
         return False

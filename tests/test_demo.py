@@ -173,6 +173,8 @@ def test_ship_never_deletes_assets_before_the_copy_is_complete(tmp_path, monkeyp
     assert sorted(p.name for p in assets.iterdir()) == ["toy_policy", "toy_results.json"]
     assert json.loads((assets / "toy_results.json").read_text()) == {"old": True}
     monkeypatch.setattr(files, "stage", lambda name: None)
+    demo.ship(out, [JOBS["pi0"]], results_name=None)  # the policy only: the results stay the old ones
+    assert json.loads((assets / "toy_results.json").read_text()) == {"old": True}
     demo.ship(out, [JOBS["pi0"]])
     new = policy_mod.Policy.load(assets / "toy_policy")
     assert not np.array_equal(np.asarray(old.model.action_in_proj.kernel[...]), np.asarray(new.model.action_in_proj.kernel[...]))

@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     compare, fixes = (json.loads((d / "results.json").read_text()) for d in (args.compare, args.fixes))
     merged = merge(compare, fixes)
-    demo.ship(args.fixes, [JOBS["pi05_ki_aux"]], results_name=SHIPPED_COMPARISON)
+    demo.ship(args.fixes, [JOBS["pi05_ki_aux"]], results_name=None)  # the results: the merged file below
     files.atomic_write_text(ASSETS / SHIPPED_COMPARISON, json.dumps(merged, indent=1))
     print(f"wrote {ASSETS / SHIPPED_COMPARISON} ({', '.join(merged['policies'])})")
 

@@ -129,8 +129,9 @@ def print_table(results: dict) -> None:
     print("(95 % Wilson intervals in brackets)")
 
 
-def ship(out: pathlib.Path, jobs: list[Job], results_name: str = "toy_results.json") -> None:
-    """Copy the trained policies (and the results, as ``assets/<results_name>``) into ``pi0lite/assets``.
+def ship(out: pathlib.Path, jobs: list[Job], results_name: str | None = "toy_results.json") -> None:
+    """Copy the trained policies (and the results, as ``assets/<results_name>``; None: not the
+    results) into ``pi0lite/assets``.
 
     Each policy directory is replaced atomically (a complete copy is made beside it, then renamed
     into place): a kill or a failed copy leaves the previous assets intact.
@@ -147,7 +148,8 @@ def ship(out: pathlib.Path, jobs: list[Job], results_name: str = "toy_results.js
                     (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp / f.name)  # pi0-FAST has fast/
                     files.stage(f"copied {f.name}")
             print(f"shipped {job.name} to {ASSETS / job.asset}")
-    files.atomic_write_bytes(ASSETS / results_name, (out / "results.json").read_bytes())
+    if results_name is not None:
+        files.atomic_write_bytes(ASSETS / results_name, (out / "results.json").read_bytes())
 
 
 def check_run(args, out: pathlib.Path) -> None:

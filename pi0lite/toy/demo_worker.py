@@ -78,6 +78,11 @@ def save_job_record(job: pathlib.Path, history, seconds: float, steps: int) -> f
 
 
 def main(argv=None) -> None:
+    from pi0lite import malloc
+
+    malloc.apply_default()  # before JAX runs: no page faults per step (pi0lite.malloc)
+    from pi0lite.toy import job_eval
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", required=True)
     p.add_argument("--mode", choices=["flow", "mse", "ki"], required=True)
@@ -96,13 +101,8 @@ def main(argv=None) -> None:
     p.add_argument("--curve-episodes", type=int, default=100)
     p.add_argument("--episodes", type=int, default=2500, help="expert episodes of the training data")
     p.add_argument("--task", default="default", help="the expert variant (pi0lite.toy.expert.TASKS)")
-    p.add_argument("--eval-episodes", type=int, default=0,
-                   help="after training, evaluate on this many canonical scenes plus --aligned (0: not here)")
-    p.add_argument("--aligned", type=int, default=300, help="aligned scenes of that evaluation")
+    job_eval.add_arguments(p)
     args = p.parse_args(argv)
-    from pi0lite import malloc
-
-    malloc.apply_default()  # before JAX runs: no page faults per step (pi0lite.malloc)
 
     from pi0lite.toy.data import training_arrays
     from pi0lite.toy.policy import Policy
@@ -147,12 +147,7 @@ def main(argv=None) -> None:
                     fast_scale=args.fast_scale)
     Policy(result.trainable.pi0, norm, tokenizer, mode=policy_mode, meta=meta).save(job / "policy")
     del result
-    if args.eval_episodes:
-        from pi0lite.toy import job_eval
-
-        m = job_eval.run(job, num_episodes=args.eval_episodes, num_aligned=args.aligned, image_size=args.image_size,
-                         task=args.task)
-        print(f"evaluated {args.name or args.mode} in {m['eval_seconds']:.0f} s", flush=True)
+    job_eval.after_training(job, args, args.name or args.mode)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--position", type=int, default=0, help="tqdm bar row")
     p.add_argument("--task", choices=["default"], default="default", help="(the demo's worker interface)")
-    p.add_argument("--eval-episodes", type=int, default=0,
-                   help="after training, evaluate on this many canonical scenes plus --aligned (0: not here)")
-    p.add_argument("--aligned", type=int, default=300)
+    from pi0lite.toy import job_eval
+
+    job_eval.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -85,21 +85,18 @@ def train_and_save(args, prepared: dict) -> None:
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
     from pi0lite import malloc
 
     malloc.apply_default()  # before JAX runs: no page faults per step (pi0lite.malloc)
+    from pi0lite.toy import job_eval
+
+    args = parse_args(argv)
     prepared = prepare(args)
     lengths = prepared["lengths"]
     print(f"pi0-FAST data: {prepared['chunks']} chunks, FAST tokens per chunk mean {lengths.mean():.2f}, "
           f"max {lengths.max()}", flush=True)
     train_and_save(args, prepared)
-    if args.eval_episodes:
-        from pi0lite.toy import job_eval
-
-        m = job_eval.run(prepared["job"], num_episodes=args.eval_episodes, num_aligned=args.aligned,
-                         image_size=args.image_size, task=args.task)
-        print(f"evaluated {args.name} in {m['eval_seconds']:.0f} s", flush=True)
+    job_eval.after_training(prepared["job"], args, args.name)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,22 @@ def run(job: pathlib.Path, *, num_episodes: int, num_aligned: int, image_size: i
     return metrics
 
 
+def add_arguments(parser) -> None:
+    """The workers' ``--eval-episodes`` / ``--aligned`` (:class:`pi0lite.toy.jobs.Job` passes them)."""
+    parser.add_argument("--eval-episodes", type=int, default=0,
+                        help="after training, evaluate on this many canonical scenes plus --aligned (0: not here)")
+    parser.add_argument("--aligned", type=int, default=300, help="aligned scenes of that evaluation")
+
+
+def after_training(job: pathlib.Path, args, name: str) -> None:
+    """A worker's last step: :func:`run` when ``args.eval_episodes`` asks for it (arguments of
+    :func:`add_arguments`, plus ``image_size`` and ``task``)."""
+    if args.eval_episodes:
+        m = run(job, num_episodes=args.eval_episodes, num_aligned=args.aligned, image_size=args.image_size,
+                task=args.task)
+        print(f"evaluated {name} in {m['eval_seconds']:.0f} s", flush=True)
+
+
 def load(job: pathlib.Path, *, num_episodes: int, num_aligned: int, image_size: int, task: str
          ) -> tuple[dict, Rollouts, Rollouts] | None:
     """``(metrics, canonical, aligned)`` written by :func:`run` for exactly these settings and this

@@ -153,8 +153,7 @@ def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux
                            insulate=insulate, fast_weight=fast_weight, return_prefix_out=aux_weight > 0)
         total = parts["flow"] + fast_weight * parts["fast"]
         if aux_weight > 0:  # the grounding head on the VLM's output, beside the FAST loss
-            token = model.config.num_image_tokens + batch["aux_pos"]
-            total = total + aux_weight * aux_loss(trainable.aux(parts["prefix_out"], token), batch["aux_target"])
+            total = total + aux_weight * grounding_loss(trainable, parts["prefix_out"], batch)
         return total, {"loss": parts["flow"], "aux": parts["fast"]}
     if mode == "flow" and rtc_max_delay:
         main, prefix_out = delayed_flow_loss(model, key, obs, actions, rtc_max_delay)
@@ -163,9 +162,14 @@ def loss_fn(trainable: Trainable, batch: dict, key: jax.Array, *, mode: str, aux
     else:
         pred, prefix_out = mse_forward(model, obs)
         main = jnp.mean(jnp.square(pred - actions))
-    token = model.config.num_image_tokens + batch["aux_pos"]  # the colour word's prefix index
-    aux = aux_loss(trainable.aux(prefix_out, token), batch["aux_target"])
+    aux = grounding_loss(trainable, prefix_out, batch)
     return main + aux_weight * aux, {"loss": main, "aux": aux}
+
+
+def grounding_loss(trainable: Trainable, prefix_out: Float[Array, "b p w"], batch: dict) -> Float[Array, ""]:
+    """The grounding head's loss, read at the colour word's prefix index of each example."""
+    token = trainable.pi0.config.num_image_tokens + batch["aux_pos"]
+    return aux_loss(trainable.aux(prefix_out, token), batch["aux_target"])
 
 
 def pi0_objective(trainable: Trainable, batch: dict, key: jax.Array, *, cfg: TrainConfig):
