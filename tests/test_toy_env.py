@@ -74,6 +74,26 @@ def test_render_shapes_and_colours():
         toy_render.render(scenes, scenes.start, 48)
 
 
+@pytest.mark.parametrize("size", [32, 64])
+def test_windowed_agent_matches_whole_frame_blend(size):
+    """draw_agents blends only a window around the dot: the bytes must equal blending every pixel
+    (the oracle below), for dots anywhere, on pixel edges and centres, and half outside the arena."""
+    rng = np.random.default_rng(size)
+    static = toy_render.render_static(toy.sample_scenes(rng, 20), size)
+    pos = rng.uniform(-0.1, 1.1, (3000, 2))
+    pos[:200] = rng.integers(0, size + 1, (200, 2)) / size  # on pixel edges
+    pos[200:400] = (rng.integers(0, size, (200, 2)) + 0.5) / size  # on pixel centres
+    idx = rng.integers(0, 20, len(pos))
+    x, y = toy_render.pixel_centres(size)
+    r = np.hypot(x - pos[:, 0, None, None], y - pos[:, 1, None, None])
+    a = np.clip(0.5 - (r - toy.AGENT_RADIUS) * size, 0.0, 1.0)[..., None]
+    whole = np.round((static[idx] * (1 - a) + np.ones(3) * a) * 255).astype(np.uint8)
+    got = toy_render.draw_agents(static, idx, pos)
+    assert got.dtype == np.uint8 and got.shape == whole.shape
+    np.testing.assert_array_equal(got, whole)
+    assert (got != np.round(static[idx] * 255)).any(axis=(1, 2, 3))[400:].mean() > 0.5  # dots were drawn
+
+
 def test_dataset_deterministic_and_consistent():
     a = build_dataset(6, seed=5, horizon=4)
     b = build_dataset(6, seed=5, horizon=4)
