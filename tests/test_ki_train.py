@@ -153,3 +153,13 @@ def test_pi05_policy_puts_the_state_in_the_prompt(tmp_path):
     np.testing.assert_array_equal(np.asarray(obs.tokenized_prompt), arrays["tokens"][:3])
     out = loaded.infer(ds.images[:3], ds.state[:3], ds.instructions[:3], __import__("jax").random.key(0))
     assert out.shape == (3, SMALL.action_horizon, 2)
+
+
+def test_too_few_fast_slots_are_refused_not_cut():
+    """Fewer FAST slots than a chunk's tokens + EOS is an error naming the setting (never a silent cut)."""
+    import pytest
+
+    ds, stats, (_, _, _, _, arrays) = setup()
+    need = int(arrays["fast_mask"].sum(1).max())
+    with pytest.raises(ValueError, match=f"needs {need} FAST slots.*max_fast_len={need - 1}"):
+        ki_setup(SMALL, ds, stats, dataclasses.replace(KI, max_fast_len=need - 1))

@@ -188,7 +188,7 @@ def fast_token_arrays(fast, actions: Float[np.ndarray, "n h k"], max_len: int
     encoded = fast.fast.encode(actions)
     lengths = np.array([len(e) + 1 for e in encoded])
     if lengths.max() > max_len:
-        raise ValueError(f"a chunk needs {lengths.max()} FAST tokens (+ EOS), more than max_fast_len={max_len}")
+        raise ValueError(f"a chunk needs {lengths.max()} FAST slots (its tokens + EOS), more than max_fast_len={max_len}")
     tokens = np.full((len(encoded), max_len), fast.text.pad_id, np.int32)
     mask = np.arange(max_len)[None] < lengths[:, None]
     for i, e in enumerate(encoded):

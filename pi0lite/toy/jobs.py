@@ -74,7 +74,7 @@ register(Job(name="pi05_noki", mode="ki", aux_weight=0.0, extra_args=("--no-insu
 register(Job(name="pi05_ki_aux", mode="ki", aux_weight=1.0, asset="toy_policy_pi05_ki",
              help="pi05_ki plus the grounding head on the VLM (fix 1: a VLM-side co-training objective; "
                   "the shipped KI policy)"))
-register(Job(name="pi05_ki_fine", mode="ki", aux_weight=0.0, extra_args=("--fast-scale", "20"),
+register(Job(name="pi05_ki_fine", mode="ki", aux_weight=0.0, extra_args=("--fast-scale", "20", "--max-fast-len", "24"),
              help="pi05_ki with FAST scale 20 instead of 10 (fix 2: finer action tokens, 6.3 instead of 4.7 a chunk)"))
 
 #: What ``make demo`` trains when ``--policies`` is not given.

@@ -33,7 +33,10 @@ class KIConfig:
     fast_scale: float = 10.0  # DCT coefficient scale (FAST's default)
     fast_vocab: int = 512  # BPE vocabulary of the FAST tokenizer (≥ the symbols it starts from)
     fit_stride: int = 3  # fit the tokenizer on every ``fit_stride``-th training chunk
-    max_fast_len: int = 24  # FAST slots per chunk (tokens + EOS), right-padded
+    # FAST slots per chunk (tokens + EOS), right-padded; a longer chunk is refused, never cut. The
+    # toy's chunks need at most 13 at scale 10 (mean 5.7) and 19 at scale 20: every slot is a VLM
+    # token of every training step (16 instead of 24: 60 -> 52 tokens, the KI step ~15 % faster)
+    max_fast_len: int = 16
     max_token_len: int = 20  # prompt slots: BOS + 18 words of "Task: … State: a b c d;\nAction:" + 1
 
 
