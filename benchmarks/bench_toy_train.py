@@ -21,7 +21,7 @@ from pi0lite.config import TINY
 from pi0lite.toy.data import build_dataset, training_arrays
 from pi0lite.toy import env as toy
 from pi0lite.toy.policy import Policy
-from pi0lite.toy.text import WordTokenizer
+from pi0lite.toy.text import instruction_tokenizer
 from pi0lite.toy.train import TrainConfig, Trainable, make_optimizer, step_for_devices
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -61,8 +61,8 @@ def main():
     p.add_argument("--steps", type=int, default=50)
     args = p.parse_args()
     ds = build_dataset(100, seed=0)
-    tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
-    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    tok = instruction_tokenizer()
+    norm = normalize.dataset_stats(ds)
     arrays = training_arrays(ds, tok, norm, max_token_len=TINY.max_token_len, action_dim=TINY.action_dim)
     env = toy.BatchedToyEnv()
     obs = env.reset(toy.sample_scenes(np.random.default_rng(0), 1))

@@ -171,15 +171,14 @@ def toy_step_call():
     """The toy training step of ``make demo``: TINY, batch 64, flow loss + grounding head, AdamW."""
     from _common import Call
 
-    from pi0lite.toy import env as toy
     from pi0lite.toy import normalize
     from pi0lite.toy.data import build_dataset, training_arrays
-    from pi0lite.toy.text import WordTokenizer
+    from pi0lite.toy.text import instruction_tokenizer
     from pi0lite.toy.train import TrainConfig, Trainable, make_optimizer, make_train_step
 
     ds = build_dataset(100, seed=0)
-    tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
-    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    tok = instruction_tokenizer()
+    norm = normalize.dataset_stats(ds)
     arrays = training_arrays(ds, tok, norm, max_token_len=TINY.max_token_len, action_dim=TINY.action_dim)
     cfg = TrainConfig(mode="flow")
     trainable = Trainable(TINY, rngs=nnx.Rngs(0))

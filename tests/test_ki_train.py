@@ -30,7 +30,7 @@ KI = KIConfig(fast_vocab=128, max_fast_len=12)
 @functools.lru_cache(maxsize=1)
 def setup():
     ds = build_dataset(3, seed=0, horizon=SMALL.action_horizon)
-    stats = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    stats = normalize.dataset_stats(ds)
     return ds, stats, ki_setup(SMALL, ds, stats, KI)
 
 

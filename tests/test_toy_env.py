@@ -159,7 +159,7 @@ def test_word_tokenizer(tmp_path):
 def test_training_arrays():
     ds = build_dataset(3, seed=7, horizon=16)
     tok = WordTokenizer.from_texts(TEXTS)
-    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    norm = normalize.dataset_stats(ds)
     arr = training_arrays(ds, tok, norm, max_token_len=8, action_dim=4)
     n = len(ds)
     assert arr["state"].shape == (n, 4) and arr["actions"].shape == (n, 16, 4)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import functools
 
 from pi0lite.config import TINY, GemmaConfig
-from pi0lite.toy import env as toy, normalize
+from pi0lite.toy import normalize
 from pi0lite.toy.data import build_dataset, training_arrays
-from pi0lite.toy.text import WordTokenizer
+from pi0lite.toy.text import instruction_tokenizer
 
 SMALL = TINY.replace(
     action_horizon=4,
@@ -22,8 +22,8 @@ SMALL = TINY.replace(
 def small_arrays() -> dict:
     """pi0 training arrays of three episodes (seed 0), prompts and actions fitted to ``SMALL``."""
     ds = build_dataset(3, seed=0, horizon=SMALL.action_horizon)
-    tok = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
-    norm = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
+    tok = instruction_tokenizer()
+    norm = normalize.dataset_stats(ds)
     return training_arrays(ds, tok, norm, max_token_len=SMALL.max_token_len, action_dim=SMALL.action_dim)
 
 

@@ -42,18 +42,16 @@ def prepare(out: pathlib.Path, *, episodes: int, seed: int, image_size: int, tas
     Building is seeded (the same arguments give the same bytes in every job) and takes about 4 s
     for the demo's 2,500 episodes (less than loading a saved copy), so no ~450 MB ``data.npz`` is written; one found in ``out``
     (a hand-made dataset) is used instead."""
-    from pi0lite.toy import env as toy, normalize
     from pi0lite.toy.data import build_dataset, load_dataset
-    from pi0lite.toy.text import WordTokenizer
+    from pi0lite.toy.normalize import dataset_stats
+    from pi0lite.toy.text import instruction_tokenizer
 
     saved = out / "data.npz"
     ds = load_dataset(saved) if saved.exists() else build_dataset(episodes, seed=seed, image_size=image_size, task=task)
     if announce:
         print(f"data ({task} task): {len(ds.scenes)} episodes, {len(ds)} chunks, "
               f"{ds.coin_flip.mean():.0%} coin-flip episodes", flush=True)
-    tokenizer = WordTokenizer.from_texts([toy.instruction(c) for c in range(3)])
-    stats = {"state": normalize.compute_stats(ds.state), "actions": normalize.compute_stats(ds.actions)}
-    return ds, tokenizer, stats
+    return ds, instruction_tokenizer(), dataset_stats(ds)
 
 
 def save_job_record(job: pathlib.Path, history, seconds: float, steps: int) -> float:

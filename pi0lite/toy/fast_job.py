@@ -50,8 +50,7 @@ def prepare(args) -> dict:
     job.mkdir(parents=True, exist_ok=True)
     data = out / "data.npz"
     ds = load_dataset(data) if data.exists() else build_dataset(args.episodes, seed=args.seed, image_size=args.image_size)
-    norm = {"state": normalize.compute_stats(ds.state, kind="quantile"),
-            "actions": normalize.compute_stats(ds.actions, kind="quantile")}
+    norm = normalize.dataset_stats(ds, kind="quantile")
     fast_dir = job / "fast"
     if (fast_dir / "fast_config.json").exists():  # resuming: the ids the checkpoint was trained on
         fast = FastTokenizer.load(fast_dir)

@@ -113,6 +113,11 @@ def compute_stats(x: Float[np.ndarray, "... d"], *, kind: str = "zscore") -> Nor
     return NormStats(mean=mean, std=std, q01=q01, q99=q99, kind=kind)
 
 
+def dataset_stats(dataset, *, kind: str = "zscore") -> dict[str, NormStats]:
+    """``{"state": …, "actions": …}`` statistics of a toy dataset (anything with ``.state`` and ``.actions``)."""
+    return {"state": compute_stats(dataset.state, kind=kind), "actions": compute_stats(dataset.actions, kind=kind)}
+
+
 def save_stats(stats: dict[str, NormStats], path) -> None:
     """Write ``{"state": NormStats, "actions": NormStats}`` as JSON (openpi keeps it beside the params)."""
     with open(path, "w") as f:

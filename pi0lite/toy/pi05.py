@@ -20,10 +20,9 @@ import dataclasses
 from pi0lite.config import Pi0Config
 from pi0lite.fast import FastTokenizer
 from pi0lite.fast.prompt import FastPrompt
-from pi0lite.toy import scene
 from pi0lite.toy.data import ToyDataset, training_arrays
 from pi0lite.toy.normalize import NormStats, norm_kind, with_kind
-from pi0lite.toy.text import WordTokenizer
+from pi0lite.toy.text import WordTokenizer, instruction_tokenizer
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,7 +41,7 @@ class KIConfig:
 
 def pi05_tokenizer() -> WordTokenizer:
     """The toy's word tokenizer with pi0.5's discrete-state prompt words."""
-    return WordTokenizer.from_texts([scene.instruction(c) for c in range(len(scene.COLOURS))], state_prompt=True)
+    return instruction_tokenizer(state_prompt=True)
 
 
 def pi05_config(base: Pi0Config, text_vocab: int, ki: KIConfig = KIConfig()) -> Pi0Config:

@@ -138,6 +138,13 @@ class SentencePieceTokenizer:
         return pieces[0] if len(pieces) == 1 else None
 
 
+def instruction_tokenizer(*, state_prompt: bool = False) -> WordTokenizer:
+    """The toy's word tokenizer: the words of its instructions (``state_prompt``: and pi0.5's prompt words)."""
+    from pi0lite.toy import scene
+
+    return WordTokenizer.from_texts([scene.instruction(c) for c in range(len(scene.COLOURS))], state_prompt=state_prompt)
+
+
 def tokenize_batch(
     tokenizer: InstructionTokenizer, texts: Sequence[str], max_len: int
 ) -> tuple[Int[np.ndarray, "b l"], Bool[np.ndarray, "b l"]]:
