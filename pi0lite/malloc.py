@@ -13,9 +13,12 @@ identical (only where the memory comes from changes).
 thread's own arena is capped at 64 MB, so a 60 MB buffer there is ``mmap``-ed whatever the
 threshold), raises the ``mmap`` threshold to 1 GiB (blocks below it come from the heap, which is
 reused) and the trim threshold to 2 GiB (freed heap is kept for the next call). With only the two
-thresholds, one run in three still took 9,200 faults per step; with all three, 0 in most processes
-— in about one in six (``tests/test_malloc.py``'s 64 MB buffer) glibc still maps the buffer afresh
-on every call, for a reason not found (the process's address-space layout differs per run). The
+thresholds, one run in three still took 9,200 faults per step; with all three, 0 faults per call
+once the heap has settled. In about one process in three (``tests/test_malloc.py``'s 64 MB buffer)
+the heap first grows by a whole buffer on each of the first few to ~15 calls (the leftovers of
+aligned allocations fragment it, so the freed buffer does not fit the next request) before it has
+room to reuse; after 40 calls all of ten processes were at 0 faults. A training run makes
+thousands of calls, so only its first steps pay. The
 cost: the process keeps its peak heap instead of returning it to the system (call
 :func:`release_freed_memory` to hand it back, as the benchmarks do before measuring RSS).
 The training jobs apply it at their start (:func:`apply_default`: the demo's workers

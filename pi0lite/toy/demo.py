@@ -1,6 +1,6 @@
 """``make demo``: train pi0 (flow) and the MSE baseline on the toy task, evaluate, draw.
 
-    python -m pi0lite.demo --out outputs [--steps 4000] [--seed 0] [--image-size 32] [--policies pi0,mse]
+    python -m pi0lite.demo --out outputs [--steps 3000] [--seed 0] [--image-size 32] [--policies pi0,mse]
 
 1. Trains the chosen policies (``--policies``, default ``pi0,mse``: the flow policy and the MSE
    baseline; :mod:`pi0lite.toy.jobs` lists every registered one) **concurrently, one process per
@@ -21,8 +21,8 @@ refused unless ``--overwrite`` (which deletes the previous run's checkpoints fir
 ``--ablation`` adds ``pi0_noaux`` (the flow policy without the grounding loss; reported under
 ``policies.pi0_noaux`` and, as before, ``ablation_no_aux.pi0``); ``--ship`` copies the trained policies and results into ``pi0lite/assets``,
 each directory replaced atomically (the shipped checkpoints were made with
-``--steps 5000 --seed 0 --ablation --ship``; the default became 4,000 steps afterwards, which still
-meets the demo's targets and takes 8 minutes instead of 11.8 on the 2-core machine). Exact
+``--steps 5000 --seed 0 --ablation --ship``; the default became 3,000 steps afterwards, which still
+meets the demo's targets and takes 5.3 minutes instead of 11.8 on the 2-core machine). Exact
 reproduction of the shipped numbers needs the one-core-per-job pinning below (training differs in
 the last bits between one and two cores).
 """
@@ -184,7 +184,7 @@ def check_run(args, out: pathlib.Path) -> None:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="outputs")
-    p.add_argument("--steps", type=int, default=4000,
+    p.add_argument("--steps", type=int, default=3000,
                    help="optimiser steps per policy (cosine ends here; the shipped policies: 5000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=32, choices=[32, 64])
