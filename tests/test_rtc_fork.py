@@ -157,3 +157,14 @@ def test_ablation_with_a_fork_policy_is_refused_with_a_clear_message(tmp_path, c
     assert "one run trains on one task" in err and "pi0_noaux: default" in err and "--ablation" in err
     assert "None" not in err  # the old message said "--task None does not match"
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_every_expert_task_has_its_rtc_jobs_trained_on_it():
+    """rtc_demo's per-task job pairs cover exactly the expert's tasks, and each job trains on its task."""
+    from pi0lite.toy import expert, rtc_demo
+    from pi0lite.toy.jobs import JOBS
+
+    assert set(rtc_demo.TASK_JOBS) == set(expert.TASKS)
+    for task, names in rtc_demo.TASK_JOBS.items():
+        assert [JOBS[n].task for n in names] == [task, task], (task, names)
+    assert rtc_demo.SHIPPED == rtc_demo.shipped_path("default") and rtc_demo.shipped_path("fork").name == "rtc_results_fork.json"

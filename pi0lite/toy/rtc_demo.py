@@ -30,8 +30,6 @@ import time
 
 DELAYS = (0, 1, 2, 3, 4)
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
-#: ``--ship`` writes the two sections here (a file of its own: re-shipping the demo's policies keeps it)
-SHIPPED = ASSETS / "rtc_results.json"
 FIELDS = ("success", "crash", "jerk_mean", "side_switch_rate", "episodes")
 #: per task: (the plain flow policy's job, the training-time RTC policy's job)
 TASK_JOBS = {"default": ("pi0", "pi0_rtc"), "fork": ("pi0_fork", "pi0_rtc_fork")}
@@ -45,7 +43,12 @@ def suffix(task: str) -> str:
 
 
 def shipped_path(task: str = "default") -> pathlib.Path:
+    """Where ``--ship`` writes the task's two sections (a file of its own: re-shipping the demo's
+    policies keeps it)."""
     return ASSETS / f"rtc_results{suffix(task)}.json"
+
+
+SHIPPED = shipped_path()  # the default task's shipped results
 
 
 def load_policies(task: str = "default") -> dict:
