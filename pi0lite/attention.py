@@ -17,7 +17,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from pi0lite.masks import MASK_VALUE
 
-__all__ = ["ROPE_BASE", "apply_rope", "attend", "attention", "attention_logits", "attention_weights"]
+__all__ = ["BLOCK_LOGITS", "ROPE_BASE", "apply_rope", "attend", "attention", "attention_logits", "attention_weights"]
 
 ROPE_BASE = 10_000.0
 
@@ -69,9 +69,14 @@ def attend(probs: Float[Array, "b n t s"], v: Float[Array, "b s k h"]) -> Float[
     return einops.rearrange(out, "b k (g t) h -> b t (k g) h", t=length)
 
 
+#: Upper bound on the logits one block of :func:`attention` holds (``batch × heads × query rows ×
+#: keys`` elements, 12.6 MB in float32); longer query sequences are processed in row blocks.
+BLOCK_LOGITS = 3 << 20
+
+
 def attention(
     q: Float[Array, "b t n h"], k: Float[Array, "b s k h"], v: Float[Array, "b s k h"], mask: Bool[Array, "b t s"],
-    *, return_probs: bool = False,
+    *, return_probs: bool = False, block_logits: int = BLOCK_LOGITS,
 ) -> Float[Array, "b t n h"] | tuple[Float[Array, "b t n h"], Float[Array, "b n t s"]]:
     """``attend(attention_weights(q, k, mask), v)``, with the softmax's division moved after the values.
 
@@ -79,8 +84,34 @@ def attention(
     output ``[b, t, n, h]`` instead of the probabilities ``[b, n, t, s]`` saves a full read and
     write of the largest array of the layer (about a fifth of ``compute_loss`` and of sampling on
     ``OPENPI_DUMMY``); the results agree with the two-step form to float32 rounding (~1e-6).
-    ``return_probs=True`` also returns the normalised probabilities (for plots).
+
+    Every query row is independent of the others, so when the logits ``[b, n, t, s]`` would hold
+    more than ``block_logits`` elements the query rows are processed in equal blocks, one after
+    the other (``lax.map``; the last block padded with masked rows that are dropped). The numbers
+    are the same; the intermediate arrays are a few times smaller, so they are not fetched fresh
+    from the system on every call (``OPENPI_DUMMY``'s 816-token prefix: 4 blocks of 204 rows).
+    ``return_probs=True`` also returns the normalised probabilities (for plots; never blocked).
     """
+    if return_probs:
+        return _attention(q, k, v, mask, return_probs=True)
+    (b, t, n, _), s = q.shape, k.shape[1]
+    num_blocks = -(-b * n * t * s // block_logits)
+    if num_blocks <= 1:
+        return _attention(q, k, v, mask)
+    rows = -(-t // num_blocks)
+    pad = num_blocks * rows - t  # padded rows: all keys masked, their output is dropped below
+    q = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
+    mask = jnp.pad(mask, ((0, 0), (0, pad), (0, 0)))
+    blocks = (einops.rearrange(q, "b (c r) n h -> c b r n h", c=num_blocks),
+              einops.rearrange(mask, "b (c r) s -> c b r s", c=num_blocks))
+    # checkpointed: a backward pass recomputes each block's probabilities instead of storing all of them
+    block = jax.checkpoint(lambda qm: _attention(qm[0], k, v, qm[1]))
+    out = jax.lax.map(block, blocks)  # [c, b, r, n, h]
+    return einops.rearrange(out, "c b r n h -> b (c r) n h")[:, :t]
+
+
+def _attention(q, k, v, mask, *, return_probs=False):
+    """One block of :func:`attention` (all its query rows at once)."""
     logits = attention_logits(q, k, mask)
     # the maximum only keeps exp() in range; it cancels in the ratio, so no gradient flows through it
     e = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))

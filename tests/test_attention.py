@@ -71,3 +71,28 @@ def test_attention_keeps_the_value_dtype():
     assert out.dtype == jnp.bfloat16
     want, _ = oracle(q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32), mask)
     np.testing.assert_allclose(np.asarray(out, np.float32), want, atol=3e-2)
+
+
+@pytest.mark.parametrize("t, block_logits, blocks", [(12, 2 * 4 * 4 * 7, 3), (13, 2 * 4 * 4 * 7, 4), (5, 10**9, 1)])
+def test_blocked_attention_matches_the_oracle_and_its_gradient(t, block_logits, blocks):
+    """Query rows in blocks (the last one padded when t does not divide): same output as the float64
+    oracle, same gradients as the textbook formula, and the expected number of blocks in the trace."""
+    q, k, v, mask = _inputs(4, t=t)
+    mask = mask.at[0, t - 1].set(False)  # a padding row in the last block
+    out = attention(q, k, v, mask, block_logits=block_logits)
+    np.testing.assert_allclose(out, oracle(q, k, v, mask)[0], atol=2e-6)
+    w = jax.random.normal(jax.random.key(5), q.shape)
+    blocked = jax.grad(lambda q, k, v: jnp.sum(w * attention(q, k, v, mask, block_logits=block_logits)), (0, 1, 2))
+    whole = jax.grad(lambda q, k, v: jnp.sum(w * attention(q, k, v, mask, block_logits=10**9)), (0, 1, 2))
+    for a, b in zip(blocked(q, k, v), whole(q, k, v)):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    jaxpr = str(jax.make_jaxpr(lambda q: attention(q, k, v, mask, block_logits=block_logits))(q))
+    assert (f"length={blocks}" in jaxpr) == (blocks > 1)  # lax.map's scan over the blocks
+
+
+def test_blocking_splits_when_the_logits_exceed_the_bound():
+    """OPENPI_DUMMY's prefix (b 2, 8 heads, 816 tokens) in 4 blocks; a suffix step (51 queries) whole."""
+    from pi0lite.attention import BLOCK_LOGITS
+
+    assert -(-2 * 8 * 816 * 816 // BLOCK_LOGITS) == 4
+    assert 2 * 8 * 51 * 867 <= BLOCK_LOGITS
