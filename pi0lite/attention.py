@@ -76,7 +76,7 @@ BLOCK_LOGITS = 3 << 20
 
 def attention(
     q: Float[Array, "b t n h"], k: Float[Array, "b s k h"], v: Float[Array, "b s k h"], mask: Bool[Array, "b t s"],
-    *, return_probs: bool = False, block_logits: int = BLOCK_LOGITS,
+    *, return_probs: bool = False, block_logits: int | None = None,
 ) -> Float[Array, "b t n h"] | tuple[Float[Array, "b t n h"], Float[Array, "b n t s"]]:
     """``attend(attention_weights(q, k, mask), v)``, with the softmax's division moved after the values.
 
@@ -86,7 +86,8 @@ def attention(
     ``OPENPI_DUMMY``); the results agree with the two-step form to float32 rounding (~1e-6).
 
     Every query row is independent of the others, so when the logits ``[b, n, t, s]`` would hold
-    more than ``block_logits`` elements the query rows are processed in equal blocks, one after
+    more than ``block_logits`` elements (default: the module's :data:`BLOCK_LOGITS`, read when the
+    function is traced) the query rows are processed in equal blocks, one after
     the other (``lax.map``; the last block padded with masked rows that are dropped). The numbers
     are the same; the intermediate arrays are a few times smaller, so they are not fetched fresh
     from the system on every call (``OPENPI_DUMMY``'s 816-token prefix: 4 blocks of 204 rows).
@@ -95,7 +96,7 @@ def attention(
     if return_probs:
         return _attention(q, k, v, mask, return_probs=True)
     (b, t, n, _), s = q.shape, k.shape[1]
-    num_blocks = -(-b * n * t * s // block_logits)
+    num_blocks = -(-b * n * t * s // (BLOCK_LOGITS if block_logits is None else block_logits))
     if num_blocks <= 1:
         return _attention(q, k, v, mask)
     rows = -(-t // num_blocks)
