@@ -400,7 +400,7 @@ def build() -> Notebook:
         """
         How to read it:
 
-        * **Full fine-tuning** on one device: XLA says 92 GB, the closed form 80 GB, openpi
+        * **Full fine-tuning** on one device: XLA says 90 GB, the closed form 80 GB, openpi
           "> 70 GB". Each parameter costs 20 bytes (float32 weight 4, gradient 4, AdamW's two
           moments 8, EMA 4): 65 GB for 3.24 B parameters, plus activations. With FSDP 8 it is
           12 GB per device: it fits a 24 GB GPU.
@@ -409,8 +409,8 @@ def build() -> Notebook:
         * XLA:CPU has no bfloat16 matmul: it converts bfloat16 weights to float32 copies, which is
           why its inference and LoRA numbers sit well above the closed form. A GPU keeps them in
           bfloat16 (and needs its own CUDA context and allocator slack on top).
-        * **Remat** matters most: without it the same full step needs 491 GB of temporaries
-          instead of 40 GB (every layer's activations kept for the backward pass).
+        * **Remat** matters most: without it the same full step needs 463 GB of temporaries
+          instead of 38 GB (every layer's activations kept for the backward pass).
 
         ### Exercise 12.3 — the memory of a full fine-tune, by hand
 
@@ -458,7 +458,7 @@ def build() -> Notebook:
           and the loss stay float32.
         * LoRA: `y = xW + (xA)B·α/r`; pi0 + openpi's LoRA presets trains 468 M of 3.29 B
           parameters.
-        * Full fine-tuning costs ~20 bytes per parameter plus activations: 80–92 GB on one
+        * Full fine-tuning costs ~20 bytes per parameter plus activations: 80–90 GB on one
           device, 10–12 GB per device with FSDP 8.
 
         Next: **13 · pi0 in Meta-World**.
