@@ -5,7 +5,8 @@ n query heads · k key/value heads · g query heads per kv head (n = k·g) · h 
 
 :func:`attention` is what the model runs; :func:`attention_weights` and :func:`attend` are the
 same computation in two readable steps (probabilities, then their weighted sum of values), used to
-record and plot the probabilities and as the reference in the tests.
+record and plot the probabilities and as the reference in the tests. Long query sequences run
+in row blocks (:data:`BLOCK_LOGITS`): same numbers, smaller temporaries.
 """
 
 from __future__ import annotations
@@ -88,9 +89,12 @@ def attention(
     Every query row is independent of the others, so when the logits ``[b, n, t, s]`` would hold
     more than ``block_logits`` elements (default: the module's :data:`BLOCK_LOGITS`, read when the
     function is traced) the query rows are processed in equal blocks, one after
-    the other (``lax.map``; the last block padded with masked rows that are dropped). The numbers
-    are the same; the intermediate arrays are a few times smaller, so they are not fetched fresh
-    from the system on every call (``OPENPI_DUMMY``'s 816-token prefix: 4 blocks of 204 rows).
+    the other (``lax.map``; the last block padded with masked rows that are dropped), each under
+    ``jax.checkpoint`` so that a backward pass recomputes a block's probabilities instead of keeping
+    every block's. The numbers are the same; the temporaries are a few times smaller, so fewer
+    fresh pages are touched on every call (``OPENPI_DUMMY``, 816-token prefix in 4 blocks of 204
+    rows: ``compute_loss`` 174 -> 79 ms, train step 445 -> 285 ms and 336 -> 87 MB of XLA
+    temporaries on the 2-core machine). The suffix steps of sampling are below the bound.
     ``return_probs=True`` also returns the normalised probabilities (for plots; never blocked).
     """
     if return_probs:
