@@ -8,6 +8,7 @@ import functools
 import json
 
 import numpy as np
+import pytest
 
 from pi0lite.config import TINY, GemmaConfig
 from pi0lite.prompt import pi05_prompt, tokenize_pi05
@@ -157,9 +158,21 @@ def test_pi05_policy_puts_the_state_in_the_prompt(tmp_path):
 
 def test_too_few_fast_slots_are_refused_not_cut():
     """Fewer FAST slots than a chunk's tokens + EOS is an error naming the setting (never a silent cut)."""
-    import pytest
 
     ds, stats, (_, _, _, _, arrays) = setup()
     need = int(arrays["fast_mask"].sum(1).max())
     with pytest.raises(ValueError, match=f"needs {need} FAST slots.*max_fast_len={need - 1}"):
         ki_setup(SMALL, ds, stats, dataclasses.replace(KI, max_fast_len=need - 1))
+
+
+@pytest.mark.parametrize("job, scale, slots", [("pi05_ki", 10.0, 16), ("pi05_ki_fine", 20.0, 24)])
+def test_demo_worker_ki_settings_come_from_the_job(job, scale, slots):
+    """The worker's exact command line of each KI job gives the README's FAST settings: no flag means
+    KIConfig's defaults (scale 10, 16 slots), pi05_ki_fine's flags give scale 20 and 24 slots."""
+    from pi0lite.toy import demo_worker, jobs
+
+    cmd = jobs.JOBS[job].command(out="x", steps=1, seed=0, batch_size=2, image_size=32, position=0)
+    args = demo_worker.make_parser().parse_args(cmd[2:])  # drop "-m pi0lite.toy.demo_worker"
+    ki = demo_worker.ki_config(args)
+    assert (ki.fast_scale, ki.max_fast_len) == (scale, slots)
+    assert dataclasses.replace(ki, fast_scale=10.0, max_fast_len=16) == KIConfig()  # the rest: defaults

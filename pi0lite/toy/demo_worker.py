@@ -75,10 +75,8 @@ def save_job_record(job: pathlib.Path, history, seconds: float, steps: int) -> f
     return seconds
 
 
-def main(argv=None) -> None:
-    from pi0lite import malloc
-
-    malloc.apply_default()  # before JAX runs: no page faults per step (pi0lite.malloc)
+def make_parser() -> argparse.ArgumentParser:
+    """The worker's command line (``python -m pi0lite.toy.demo_worker --help``)."""
     from pi0lite.toy import job_eval
 
     p = argparse.ArgumentParser(description=__doc__)
@@ -94,14 +92,33 @@ def main(argv=None) -> None:
     p.add_argument("--rtc-max-delay", type=int, default=0, help="training-time RTC: simulated delays 0..this")
     p.add_argument("--no-insulate", action="store_true", help="mode ki: no stop-gradient (the flow loss reaches the VLM)")
     p.add_argument("--fast-weight", type=float, default=1.0, help="mode ki: weight of the FAST cross-entropy")
-    p.add_argument("--fast-scale", type=float, default=10.0, help="mode ki: FAST's DCT coefficient scale")
-    p.add_argument("--max-fast-len", type=int, default=16, help="mode ki: FAST slots per chunk (tokens + EOS)")
+    p.add_argument("--fast-scale", type=float, default=None,
+                   help="mode ki: FAST's DCT coefficient scale (default: pi0lite.toy.pi05.KIConfig's)")
+    p.add_argument("--max-fast-len", type=int, default=None,
+                   help="mode ki: FAST slots per chunk, tokens + EOS (default: KIConfig's)")
     p.add_argument("--curve-every", type=int, default=0, help="evaluate every N steps (0: never)")
     p.add_argument("--curve-episodes", type=int, default=100)
     p.add_argument("--episodes", type=int, default=2500, help="expert episodes of the training data")
     p.add_argument("--task", default="default", help="the expert variant (pi0lite.toy.expert.TASKS)")
     job_eval.add_arguments(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def ki_config(args: argparse.Namespace):
+    """The KI settings of a ``--mode ki`` job: ``KIConfig``'s defaults, overridden by the flags given."""
+    from pi0lite.toy.pi05 import KIConfig
+
+    given = {"fast_scale": args.fast_scale, "max_fast_len": args.max_fast_len}
+    return KIConfig(**{name: value for name, value in given.items() if value is not None})
+
+
+def main(argv=None) -> None:
+    from pi0lite import malloc
+
+    malloc.apply_default()  # before JAX runs: no page faults per step (pi0lite.malloc)
+    from pi0lite.toy import job_eval
+
+    args = make_parser().parse_args(argv)
 
     from pi0lite.toy.data import training_arrays
     from pi0lite.toy.policy import Policy
@@ -117,9 +134,9 @@ def main(argv=None) -> None:
     dataset, tokenizer, norm = prepare(out, episodes=args.episodes, seed=args.seed, image_size=args.image_size,
                                        task=args.task, announce=args.position == 0)
     if args.mode == "ki":
-        from pi0lite.toy.pi05 import KIConfig, ki_setup
+        from pi0lite.toy.pi05 import ki_setup
 
-        ki = KIConfig(fast_scale=args.fast_scale, max_fast_len=args.max_fast_len)
+        ki = ki_config(args)
         cfg, tokenizer, norm, fast_prompt, arrays = ki_setup(cfg, dataset, norm, ki)
         fast_prompt.fast.save(job / "fast_tokenizer")
     else:
@@ -143,7 +160,7 @@ def main(argv=None) -> None:
         meta["rtc_max_delay"] = args.rtc_max_delay
     if args.mode == "ki":
         meta.update(knowledge_insulation=True, insulate=not args.no_insulate, fast_weight=args.fast_weight,
-                    fast_scale=args.fast_scale)
+                    fast_scale=ki.fast_scale)
     Policy(result.trainable.pi0, norm, tokenizer, mode=policy_mode, meta=meta).save(job / "policy")
     del result
     job_eval.after_training(job, args, args.name or args.mode)
