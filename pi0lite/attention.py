@@ -99,8 +99,11 @@ def attention(
     """
     if return_probs:
         return _attention(q, k, v, mask, return_probs=True)
+    bound = BLOCK_LOGITS if block_logits is None else block_logits
+    if not isinstance(bound, int) or bound < 1:
+        raise ValueError(f"block_logits must be a positive int (logits per block), got {bound!r}")
     (b, t, n, _), s = q.shape, k.shape[1]
-    num_blocks = -(-b * n * t * s // (BLOCK_LOGITS if block_logits is None else block_logits))
+    num_blocks = min(-(-b * n * t * s // bound), t)  # at least one query row per block
     if num_blocks <= 1:
         return _attention(q, k, v, mask)
     rows = -(-t // num_blocks)

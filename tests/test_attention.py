@@ -73,10 +73,12 @@ def test_attention_keeps_the_value_dtype():
     np.testing.assert_allclose(np.asarray(out, np.float32), want, atol=3e-2)
 
 
-@pytest.mark.parametrize("t, block_logits, blocks", [(12, 2 * 4 * 4 * 7, 3), (13, 2 * 4 * 4 * 7, 4), (5, 10**9, 1)])
+@pytest.mark.parametrize("t, block_logits, blocks",
+                         [(12, 2 * 4 * 4 * 7, 3), (13, 2 * 4 * 4 * 7, 4), (5, 10**9, 1), (5, 1, 5)])
 def test_blocked_attention_matches_the_oracle_and_its_gradient(t, block_logits, blocks):
-    """Query rows in blocks (the last one padded when t does not divide): same output as the float64
-    oracle, same gradients as the textbook formula, and the expected number of blocks in the trace."""
+    """Query rows in blocks (the last one padded when t does not divide; never more blocks than rows):
+    same output as the float64 oracle, same gradients as the textbook formula, and the expected
+    number of blocks in the trace."""
     q, k, v, mask = _inputs(4, t=t)
     mask = mask.at[0, t - 1].set(False)  # a padding row in the last block
     out = attention(q, k, v, mask, block_logits=block_logits)
@@ -96,3 +98,10 @@ def test_blocking_splits_when_the_logits_exceed_the_bound():
 
     assert -(-2 * 8 * 816 * 816 // BLOCK_LOGITS) == 4
     assert 2 * 8 * 51 * 867 <= BLOCK_LOGITS
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_block_bound_must_be_a_positive_int(bad):
+    q, k, v, mask = _inputs(6)
+    with pytest.raises(ValueError, match="block_logits must be a positive int"):
+        attention(q, k, v, mask, block_logits=bad)
