@@ -48,12 +48,6 @@ def make_tokenizer(tasks):
     return WordTokenizer.from_texts([instruction(t) for t in tasks])
 
 
-def make_norm_stats(ds) -> dict:
-    from pi0lite.toy.normalize import compute_stats
-
-    return {"state": compute_stats(ds.state), "actions": compute_stats(ds.actions)}
-
-
 def training_arrays(ds, tokenizer, norm: dict, cfg: Pi0Config = SIM_CONFIG) -> dict:
     """The dict of arrays :func:`pi0lite.toy.train.train` samples batches from (leading axis n)."""
     from pi0lite.observation import pad_to_dim
@@ -130,7 +124,9 @@ def main(argv=None) -> None:
         raise SystemExit(str(e)) from None
 
     ds = sim_data.load(args.data)
-    tokenizer, norm, tasks = make_tokenizer(ds.tasks), make_norm_stats(ds), ds.tasks
+    from pi0lite.toy.normalize import dataset_stats
+
+    tokenizer, norm, tasks = make_tokenizer(ds.tasks), dataset_stats(ds), ds.tasks
     arrays = training_arrays(ds, tokenizer, norm)
     del ds
     result = train(SIM_CONFIG, tcfg, arrays, ckpt_dir=ckpt, ckpt_every=250, position=args.position,
